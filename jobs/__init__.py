@@ -1,0 +1,1 @@
+"""jobs: units of work that compose the remote and local sides (crawl, export)."""

@@ -1,0 +1,1 @@
+"""storage: the local side (SQLite catalogue, checkpoints, zstd revision store, exporters)."""
