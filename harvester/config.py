@@ -1,0 +1,145 @@
+"""Settings for a run: a TOML file, then command-line flags on top, then secrets from the
+environment. Unknown keys and wrong types are errors that name the key."""
+
+from __future__ import annotations
+
+import os
+import stat
+import sys
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from harvester.errors import ConfigError
+
+PASSWORD_ENV = "HARVESTER_PASSWORD"
+TOKEN_ENV = "HARVESTER_OAUTH_TOKEN"
+HISTORY_MODES = ("auto", "allrevisions", "pages")
+
+
+@dataclass
+class Settings:
+    api: str | None = None
+    mirror: str | None = None
+    contact: str | None = None
+    user: str | None = None
+    password: str | None = field(default=None, repr=False)
+    oauth_token: str | None = field(default=None, repr=False)
+    namespaces: list[int] | None = None
+    current_only: bool = False
+    concurrency: int = 1
+    max_requests_per_second: float | None = None
+    max_requests_per_minute: int | None = None
+    maxlag: int = 5
+    max_retries: int = 6
+    request_timeout: float = 120.0
+    history_mode: str = "auto"
+    quiet: bool = False
+
+
+# key -> (accepted python types, description for error messages)
+_TYPES: dict[str, tuple[tuple[type[Any], ...], str]] = {
+    "api": ((str,), "a URL string"),
+    "mirror": ((str,), "a directory path string"),
+    "contact": ((str,), "a string (URL or e-mail)"),
+    "user": ((str,), "a string like Name@AppId"),
+    "password": ((str,), "a string"),
+    "oauth_token": ((str,), "a string"),
+    "namespaces": ((list,), "a list of integers"),
+    "current_only": ((bool,), "true or false"),
+    "concurrency": ((int,), "an integer"),
+    "max_requests_per_second": ((int, float), "a number"),
+    "max_requests_per_minute": ((int,), "an integer"),
+    "maxlag": ((int,), "an integer"),
+    "max_retries": ((int,), "an integer"),
+    "request_timeout": ((int, float), "a number"),
+    "history_mode": ((str,), f"one of {', '.join(HISTORY_MODES)}"),
+    "quiet": ((bool,), "true or false"),
+}
+assert set(_TYPES) == {f.name for f in fields(Settings)}
+
+
+def load_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            data = tomllib.load(fh)
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
+    if ("password" in data or "oauth_token" in data) and _readable_by_others(path):
+        print(
+            f"harvester: warning: {path} holds a secret and is readable by other users "
+            f"(chmod 600 {path})",
+            file=sys.stderr,
+        )
+    return data
+
+
+def _readable_by_others(path: Path) -> bool:
+    try:
+        return bool(path.stat().st_mode & (stat.S_IRGRP | stat.S_IROTH))
+    except OSError:
+        return False
+
+
+def check_value(key: str, value: Any, origin: str) -> Any:
+    if key not in _TYPES:
+        raise ConfigError(f"{origin}: unknown key '{key}'")
+    types: tuple[type, ...]
+    types, description = _TYPES[key]
+    # bool is an int in Python; a flag given as a number (or vice versa) is a mistake
+    wrong_bool = isinstance(value, bool) and bool not in types
+    if wrong_bool or not isinstance(value, types):
+        raise ConfigError(f"{origin}: '{key}' must be {description}, not {value!r}")
+    if key == "namespaces" and not all(
+        isinstance(n, int) and not isinstance(n, bool) for n in value
+    ):
+        raise ConfigError(f"{origin}: 'namespaces' must be a list of integers")
+    return value
+
+
+def build_settings(
+    config_file: Path | None, overrides: dict[str, Any], env: dict[str, str] | None = None
+) -> Settings:
+    """Config file values, then command-line values (those that are not None)."""
+    env = dict(os.environ) if env is None else env
+    settings = Settings()
+    if config_file is not None:
+        for key, value in load_toml(config_file).items():
+            setattr(settings, key, check_value(key, value, str(config_file)))
+    for key, value in overrides.items():
+        if value is not None:
+            setattr(settings, key, check_value(key, value, "command line"))
+    settings.password = env.get(PASSWORD_ENV) or settings.password
+    settings.oauth_token = env.get(TOKEN_ENV) or settings.oauth_token
+    validate(settings)
+    return settings
+
+
+def validate(settings: Settings) -> None:
+    if settings.concurrency < 1:
+        raise ConfigError("concurrency must be at least 1")
+    if settings.max_retries < 0:
+        raise ConfigError("max_retries must not be negative")
+    if settings.maxlag < 0:
+        raise ConfigError("maxlag must not be negative")
+    if settings.request_timeout <= 0:
+        raise ConfigError("request_timeout must be positive")
+    if settings.history_mode not in HISTORY_MODES:
+        raise ConfigError(f"history_mode must be one of {', '.join(HISTORY_MODES)}")
+    if settings.user and not settings.password:
+        raise ConfigError(
+            f"--user {settings.user} needs a password: set {PASSWORD_ENV} "
+            "or 'password' in the config file"
+        )
+    if settings.user and "@" not in settings.user:
+        raise ConfigError("--user takes a bot password login name like Name@AppId")
+
+
+def parse_namespaces(text: str) -> list[int]:
+    try:
+        return sorted({int(part) for part in text.split(",") if part.strip()})
+    except ValueError as exc:
+        raise ConfigError(f"--namespaces takes numbers separated by commas, not {text!r}") from exc

@@ -1,0 +1,329 @@
+"""``harvester crawl``: copy every revision of a wiki into a mirror, resumably.
+
+Each API response is written to the mirror together with the continuation
+token that follows it, in one transaction. Killed at any instant, a crawl run
+again picks up each stream from its last committed token: nothing is lost,
+nothing is fetched twice into the store.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+import trio
+from storage.lock import MirrorLock
+from storage.mirror import Mirror
+from storage.records import Checkpoint
+
+from harvester.auth import Identity, check_bearer_token, login_bot_password, whoami
+from harvester.budget import BudgetPolicy, PoliteBudget, is_wikimedia_host
+from harvester.client import ApiClient, ClientSettings, open_client
+from harvester.config import Settings
+from harvester.discovery import discover_api
+from harvester.errors import ConfigError
+from harvester.walkers import (
+    fetch_siteinfo,
+    first_revision_timestamp,
+    has_allrevisions,
+    walk_allrevisions,
+    walk_current_revisions,
+    walk_page_catalogue,
+    walk_page_history,
+)
+from jobs import streams
+from jobs.convert import catalogue_pages, pages_to_batch
+from jobs.progress import Progress
+from jobs.writer import SerialWriter
+
+log = logging.getLogger("harvester.crawl")
+
+
+@dataclass
+class CrawlSummary:
+    api_url: str
+    pages: int
+    revisions: int
+    new_revisions: int
+    requests: int
+    seconds: float
+    identity: str
+    mode: str
+
+
+@dataclass
+class CrawlContext:
+    client: ApiClient
+    mirror: Mirror
+    writer: SerialWriter
+    progress: Progress
+    new_revisions: int = 0
+
+    async def store(self, name: str, pages: list[dict[str, Any]], state: dict[str, Any],
+                    done: bool) -> None:
+        new = await self.writer.run(
+            self.mirror.write_batch, pages_to_batch(pages), name, state, done
+        )
+        self.new_revisions += new
+        self.progress.advance(new, self.client.budget.stats.requests)
+
+
+def budget_for(settings: Settings, host: str) -> PoliteBudget:
+    """The host's polite defaults, with the run's settings on top (0 means no ceiling)."""
+    policy = BudgetPolicy.for_host(
+        host, concurrency=settings.concurrency, max_retries=settings.max_retries,
+        per_second=settings.max_requests_per_second,
+        per_minute=settings.max_requests_per_minute,
+    )
+    return PoliteBudget(policy)
+
+
+def client_settings(settings: Settings) -> ClientSettings:
+    return ClientSettings(
+        contact=settings.contact, maxlag=settings.maxlag or None,
+        request_timeout=settings.request_timeout, bearer_token=settings.oauth_token,
+    )
+
+
+def check_etiquette(settings: Settings, host: str) -> None:
+    if is_wikimedia_host(host) and not settings.contact:
+        raise ConfigError(
+            f"{host} is a Wikimedia wiki: give a contact (--contact URL-or-email, or 'contact' "
+            "in the config) so its operators can reach you, as their API etiquette requires"
+        )
+
+
+async def authenticate(client: ApiClient, settings: Settings) -> Identity:
+    if settings.user and settings.password:
+        return await login_bot_password(client, settings.user, settings.password)
+    if settings.oauth_token:
+        return await check_bearer_token(client)
+    return await whoami(client)
+
+
+def wiki_identity(siteinfo: dict[str, Any]) -> str:
+    general = siteinfo["general"]
+    return f"{general.get('wikiid', '')}@{general.get('server', '')}{general.get('scriptpath', '')}"
+
+
+def content_namespaces(siteinfo: dict[str, Any], wanted: list[int] | None) -> list[int]:
+    known = sorted(int(ns) for ns in siteinfo["namespaces"] if int(ns) >= 0)
+    if wanted is None:
+        return known
+    unknown = sorted(set(wanted) - set(known))
+    if unknown:
+        raise ConfigError(f"the wiki has no namespace {', '.join(map(str, unknown))}")
+    return sorted(wanted)
+
+
+async def run_crawl(
+    settings: Settings, *, transport: httpx.AsyncBaseTransport | None = None
+) -> CrawlSummary:
+    if not settings.api or not settings.mirror:
+        raise ConfigError("crawl needs an API or wiki URL and --mirror DIR")
+    host = urlsplit(settings.api).hostname or ""
+    check_etiquette(settings, host)
+    directory = Path(settings.mirror)
+    directory.mkdir(parents=True, exist_ok=True)
+    began = time.monotonic()
+    budget = budget_for(settings, host)
+    with MirrorLock(directory), Mirror.open(directory, create=True) as mirror:
+        async with open_client(settings.api, budget, client_settings(settings), transport) as c:
+            c.api_url = await discover_api(c, settings.api)
+            identity = await authenticate(c, settings)
+            summary = await crawl_into(c, mirror, settings, identity)
+    summary.seconds = time.monotonic() - began
+    return summary
+
+
+async def crawl_into(
+    client: ApiClient, mirror: Mirror, settings: Settings, identity: Identity
+) -> CrawlSummary:
+    writer = SerialWriter()
+    siteinfo, server_now = await fetch_siteinfo(client)
+    assert client.api_url is not None
+    await writer.run(mirror.bind_wiki, wiki_identity(siteinfo), client.api_url)
+    await writer.run(mirror.save_siteinfo, siteinfo)
+    if await writer.run(mirror.get_meta, "crawl_started") is None:
+        # the first run's server time: a later sync catches up exactly from here
+        await writer.run(mirror.set_meta, "crawl_started", server_now)
+    mode = await plan_crawl(client, mirror, writer, settings, siteinfo, server_now)
+    run_id = await writer.run(mirror.start_run, "crawl", run_arguments(settings, identity))
+    progress = Progress(
+        "crawl", total=siteinfo.get("statistics", {}).get("edits"),
+        initial=await writer.run(mirror.count_revisions), quiet=settings.quiet,
+    )
+    ctx = CrawlContext(client, mirror, writer, progress)
+    status = "failed"
+    try:
+        await run_streams(ctx, streams.PAGES, settings.concurrency, crawl_catalogue)
+        runner = {"allrevisions": crawl_revisions, "current": crawl_current,
+                  "pages": crawl_histories}[mode]
+        prefix = {"allrevisions": streams.REVISIONS, "current": streams.CURRENT,
+                  "pages": streams.HISTORY}[mode]
+        await run_streams(ctx, prefix, settings.concurrency, runner)
+        status = "complete"
+    finally:
+        progress.close()
+        stats = {"requests": client.budget.stats.requests, "new_revisions": ctx.new_revisions,
+                 "retries": client.budget.stats.retries}
+        with trio.CancelScope(shield=True):
+            await writer.run(mirror.finish_run, run_id, status, stats)
+    pages, revisions = await writer.run(mirror_counts, mirror)
+    return CrawlSummary(
+        api_url=client.api_url, pages=pages, revisions=revisions,
+        new_revisions=ctx.new_revisions, requests=client.budget.stats.requests, seconds=0.0,
+        identity=identity.name if not identity.anonymous else "anonymous", mode=mode,
+    )
+
+
+def run_arguments(settings: Settings, identity: Identity) -> dict[str, Any]:
+    return {
+        "api": settings.api, "namespaces": settings.namespaces,
+        "current_only": settings.current_only, "concurrency": settings.concurrency,
+        "user": None if identity.anonymous else identity.name,
+        "high_limits": identity.high_limits,
+    }
+
+
+def mirror_counts(mirror: Mirror) -> tuple[int, int]:
+    pages = mirror.db.execute("select count(*) from pages").fetchone()[0]
+    return int(pages), mirror.count_revisions()
+
+
+async def plan_crawl(
+    client: ApiClient, mirror: Mirror, writer: SerialWriter, settings: Settings,
+    siteinfo: dict[str, Any], server_now: str,
+) -> str:
+    """Create the crawl's streams on the first run; check the options on a resumed one."""
+    namespaces = content_namespaces(siteinfo, settings.namespaces)
+    mode = choose_mode(settings, siteinfo)
+    wanted = {"namespaces": namespaces, "mode": mode}
+    stored = await writer.run(mirror.get_meta, "crawl_plan")
+    if stored is not None:
+        if json.loads(stored) != wanted:
+            raise ConfigError(
+                f"this mirror's crawl was started with {stored}; "
+                f"resume it with the same namespaces and mode, or use a new --mirror"
+            )
+        return mode
+    plan = streams.namespace_streams(streams.PAGES, namespaces)
+    if mode == "current":
+        plan += streams.namespace_streams(streams.CURRENT, namespaces)
+    elif mode == "pages":
+        plan += streams.namespace_streams(streams.HISTORY, namespaces)
+    else:
+        selected = None if settings.namespaces is None else namespaces
+        slices: list[tuple[str | None, str | None]] = [(None, None)]
+        if settings.concurrency > 1:
+            first = await first_revision_timestamp(client, selected)
+            if first is not None:
+                count = settings.concurrency * streams.SLICES_PER_WORKER
+                slices = streams.time_slices(first, server_now, count)
+        plan += streams.revision_streams(selected, slices)
+    await writer.run(mirror.create_checkpoints, plan)
+    await writer.run(mirror.set_meta, "crawl_plan", json.dumps(wanted))
+    return mode
+
+
+def choose_mode(settings: Settings, siteinfo: dict[str, Any]) -> str:
+    if settings.current_only:
+        return "current"
+    if settings.history_mode == "auto":
+        return "allrevisions" if has_allrevisions(siteinfo) else "pages"
+    return settings.history_mode
+
+
+StreamRunner = Callable[[CrawlContext, Checkpoint], Awaitable[None]]
+
+
+async def run_streams(ctx: CrawlContext, prefix: str, workers: int, runner: StreamRunner) -> None:
+    """Run every unfinished stream with ``prefix`` on up to ``workers`` trio tasks."""
+    pending = [cp for cp in await ctx.writer.run(ctx.mirror.list_checkpoints, prefix)
+               if not cp.done]
+    if not pending:
+        return
+    send, receive = trio.open_memory_channel[Checkpoint](len(pending))
+    for checkpoint in pending:
+        send.send_nowait(checkpoint)
+    send.close()
+
+    async def worker(queue: trio.MemoryReceiveChannel[Checkpoint]) -> None:
+        async with queue:
+            async for checkpoint in queue:
+                await runner(ctx, checkpoint)
+
+    async with trio.open_nursery() as nursery:
+        for _ in range(min(workers, len(pending))):
+            nursery.start_soon(worker, receive.clone())
+    await receive.aclose()
+
+
+def spec_of(checkpoint: Checkpoint) -> dict[str, Any]:
+    return dict((checkpoint.state or {}).get("spec", {}))
+
+
+def token_of(checkpoint: Checkpoint) -> dict[str, Any] | None:
+    return (checkpoint.state or {}).get("continue")
+
+
+async def crawl_catalogue(ctx: CrawlContext, cp: Checkpoint) -> None:
+    spec = spec_of(cp)
+    async for pages, nxt in walk_page_catalogue(ctx.client, spec["ns"], token_of(cp)):
+        state = {"spec": spec, "continue": nxt}
+        await ctx.writer.run(ctx.mirror.write_pages, catalogue_pages(pages), cp.name, state,
+                             nxt is None)
+
+
+async def crawl_revisions(ctx: CrawlContext, cp: Checkpoint) -> None:
+    spec = spec_of(cp)
+    walk = walk_allrevisions(
+        ctx.client, namespaces=spec.get("namespaces"), start=spec.get("start"),
+        end=spec.get("end"), resume=token_of(cp),
+    )
+    async for pages, nxt in walk:
+        await ctx.store(cp.name, pages, {"spec": spec, "continue": nxt}, nxt is None)
+
+
+async def crawl_current(ctx: CrawlContext, cp: Checkpoint) -> None:
+    spec = spec_of(cp)
+    async for pages, nxt in walk_current_revisions(ctx.client, spec["ns"], token_of(cp)):
+        await ctx.store(cp.name, pages, {"spec": spec, "continue": nxt}, nxt is None)
+
+
+def next_page(mirror: Mirror, ns: int, after: int) -> int | None:
+    row = mirror.db.execute(
+        "select min(pageid) from pages where ns = ? and pageid > ?", [ns, after]
+    ).fetchone()
+    return None if row[0] is None else int(row[0])
+
+
+async def crawl_histories(ctx: CrawlContext, cp: Checkpoint) -> None:
+    """Per-page histories, page by page in pageid order, for wikis without allrevisions."""
+    state = dict(cp.state or {})
+    spec = spec_of(cp)
+    after = int(state.get("after", 0))
+    current: int | None = state.get("pageid")
+    token: dict[str, Any] | None = state.get("continue")
+    while True:
+        if current is None:
+            current = await ctx.writer.run(next_page, ctx.mirror, spec["ns"], after)
+            if current is None:
+                final = {"spec": spec, "after": after, "pageid": None, "continue": None}
+                await ctx.store(cp.name, [], final, True)
+                return
+            token = None
+        async for pages, nxt in walk_page_history(ctx.client, current, token):
+            if nxt is None:
+                state = {"spec": spec, "after": current, "pageid": None, "continue": None}
+            else:
+                state = {"spec": spec, "after": after, "pageid": current, "continue": nxt}
+            await ctx.store(cp.name, pages, state, False)
+        after, current, token = current, None, None

@@ -1,0 +1,67 @@
+"""A crawl as a set of named, independently resumable streams.
+
+The plan is made once, on the first run, and stored as checkpoint rows; a
+resumed crawl runs the streams that are not done, from their saved tokens,
+whatever concurrency it is given. Stream names:
+
+- ``crawl/pages/ns=N``: the page catalogue of one namespace;
+- ``crawl/revisions/NNNN``: ``list=allrevisions`` over one time slice;
+- ``crawl/current/ns=N``: latest revision of each page (``--current-only``);
+- ``crawl/history/ns=N``: per-page histories, for wikis without allrevisions.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+PAGES = "crawl/pages/"
+REVISIONS = "crawl/revisions/"
+CURRENT = "crawl/current/"
+HISTORY = "crawl/history/"
+SLICES_PER_WORKER = 4
+MIN_SLICE = timedelta(hours=1)
+
+
+def parse_ts(text: str) -> datetime:
+    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+
+
+def format_ts(when: datetime) -> str:
+    return when.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def time_slices(first: str, until: str, count: int) -> list[tuple[str | None, str | None]]:
+    """Split [first, until] into ``count`` disjoint inclusive ranges; the last is open-ended.
+
+    Timestamps have one-second resolution and the API's start/end bounds are
+    inclusive, so each range ends one second before the next begins: no
+    revision is fetched twice. The first range starts open too, so nothing
+    older than ``first`` (say, imported while the crawl runs) is skipped.
+    """
+    start, end = parse_ts(first), parse_ts(until)
+    span = end - start
+    count = max(1, min(count, int(span / MIN_SLICE)))
+    if count == 1:
+        return [(None, None)]
+    bounds = [start + span * i / count for i in range(count)]
+    bounds = [b.replace(microsecond=0) for b in bounds]
+    slices: list[tuple[str | None, str | None]] = []
+    for i, lower in enumerate(bounds):
+        low = None if i == 0 else format_ts(lower)
+        high = None if i == count - 1 else format_ts(bounds[i + 1] - timedelta(seconds=1))
+        slices.append((low, high))
+    return slices
+
+
+def revision_streams(
+    namespaces: list[int] | None, slices: list[tuple[str | None, str | None]]
+) -> list[tuple[str, dict[str, Any]]]:
+    return [
+        (f"{REVISIONS}{i:04d}", {"spec": {"namespaces": namespaces, "start": lo, "end": hi}})
+        for i, (lo, hi) in enumerate(slices)
+    ]
+
+
+def namespace_streams(prefix: str, namespaces: list[int]) -> list[tuple[str, dict[str, Any]]]:
+    return [(f"{prefix}ns={ns}", {"spec": {"ns": ns}}) for ns in namespaces]
