@@ -23,6 +23,7 @@ from harvester.errors import (
     HarvesterError,
     RemoteError,
     RetriesExhaustedError,
+    first_cause,
 )
 
 # Documented in the README; scripts and cron jobs rely on them.
@@ -176,27 +177,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"harvester: {describe(exc)}", file=sys.stderr)
         return exit_code_for(exc)
-
-
-def first_cause(group: BaseExceptionGroup) -> BaseException:
-    """The error to report from a nursery's group: interrupts first, then our own errors."""
-    from storage.errors import StorageError
-
-    leaves: list[BaseException] = []
-
-    def collect(exc: BaseException) -> None:
-        if isinstance(exc, BaseExceptionGroup):
-            for inner in exc.exceptions:
-                collect(inner)
-        else:
-            leaves.append(exc)
-
-    collect(group)
-    for kind in (KeyboardInterrupt, HarvesterError, StorageError):
-        for leaf in leaves:
-            if isinstance(leaf, kind):
-                return leaf
-    return leaves[0]
 
 
 def describe(exc: BaseException) -> str:

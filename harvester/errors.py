@@ -98,3 +98,22 @@ class RetriesExhaustedError(HarvesterError):
     def __init__(self, message: str, last: RetryableError) -> None:
         super().__init__(message)
         self.last = last
+
+
+def first_cause(group: BaseExceptionGroup) -> BaseException:
+    """The one error to report from a nursery's group: an interrupt, then our own errors."""
+    leaves: list[BaseException] = []
+
+    def collect(exc: BaseException) -> None:
+        if isinstance(exc, BaseExceptionGroup):
+            for inner in exc.exceptions:
+                collect(inner)
+        else:
+            leaves.append(exc)
+
+    collect(group)
+    for kind in (KeyboardInterrupt, HarvesterError, Exception):
+        for leaf in leaves:
+            if isinstance(leaf, kind):
+                return leaf
+    return leaves[0]

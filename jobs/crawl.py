@@ -19,16 +19,13 @@ from urllib.parse import urlsplit
 
 import httpx
 import trio
-from storage.lock import MirrorLock
-from storage.mirror import Mirror
-from storage.records import Checkpoint
 
 from harvester.auth import Identity, check_bearer_token, login_bot_password, whoami
 from harvester.budget import BudgetPolicy, PoliteBudget, is_wikimedia_host
 from harvester.client import ApiClient, ClientSettings, open_client
 from harvester.config import Settings
 from harvester.discovery import discover_api
-from harvester.errors import ConfigError
+from harvester.errors import ConfigError, first_cause
 from harvester.walkers import (
     fetch_siteinfo,
     first_revision_timestamp,
@@ -42,6 +39,9 @@ from jobs import streams
 from jobs.convert import catalogue_pages, pages_to_batch
 from jobs.progress import Progress
 from jobs.writer import SerialWriter
+from storage.lock import MirrorLock
+from storage.mirror import Mirror
+from storage.records import Checkpoint
 
 log = logging.getLogger("harvester.crawl")
 
@@ -131,14 +131,15 @@ async def run_crawl(
     host = urlsplit(settings.api).hostname or ""
     check_etiquette(settings, host)
     directory = Path(settings.mirror)
-    directory.mkdir(parents=True, exist_ok=True)
     began = time.monotonic()
     budget = budget_for(settings, host)
-    with MirrorLock(directory), Mirror.open(directory, create=True) as mirror:
-        async with open_client(settings.api, budget, client_settings(settings), transport) as c:
-            c.api_url = await discover_api(c, settings.api)
-            identity = await authenticate(c, settings)
-            summary = await crawl_into(c, mirror, settings, identity)
+    async with open_client(settings.api, budget, client_settings(settings), transport) as client:
+        # find the wiki and log in before touching the disk: a wrong URL leaves nothing behind
+        client.api_url = await discover_api(client, settings.api)
+        identity = await authenticate(client, settings)
+        directory.mkdir(parents=True, exist_ok=True)
+        with MirrorLock(directory), Mirror.open(directory, create=True) as mirror:
+            summary = await crawl_into(client, mirror, settings, identity)
     summary.seconds = time.monotonic() - began
     return summary
 
@@ -260,10 +261,14 @@ async def run_streams(ctx: CrawlContext, prefix: str, workers: int, runner: Stre
             async for checkpoint in queue:
                 await runner(ctx, checkpoint)
 
-    async with trio.open_nursery() as nursery:
-        for _ in range(min(workers, len(pending))):
-            nursery.start_soon(worker, receive.clone())
-    await receive.aclose()
+    try:
+        async with trio.open_nursery() as nursery:
+            for _ in range(min(workers, len(pending))):
+                nursery.start_soon(worker, receive.clone())
+    except BaseExceptionGroup as group:
+        raise first_cause(group) from group
+    finally:
+        await receive.aclose()
 
 
 def spec_of(checkpoint: Checkpoint) -> dict[str, Any]:

@@ -5,10 +5,9 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from harvester.config import Settings
 from storage.export_jsonl import write_jsonl
 from storage.mirror import Mirror
-
-from harvester.config import Settings
 
 
 def run_export(settings: Settings, fmt: str, output: str | None) -> int:

@@ -1,0 +1,140 @@
+"""Bad input: one clear line on stderr, a documented exit code, never a traceback."""
+
+from __future__ import annotations
+
+import http.server
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from harvester import cli
+from harvester.config import build_settings
+from harvester.errors import ApiError, ConfigError
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "harvester", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def assert_one_line_error(done: subprocess.CompletedProcess[str], code: int, words: str) -> None:
+    assert done.returncode == code, (done.returncode, done.stderr)
+    assert "Traceback" not in done.stderr
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and words in lines[0], done.stderr
+
+
+@pytest.fixture
+def html_server() -> Iterator[str]:
+    """A plain web server that is not a MediaWiki."""
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = b"<html><head><title>Just a blog</title></head><body>hi</body></html>"
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_unreachable_host(tmp_path: Path) -> None:
+    done = run_cli("crawl", "http://127.0.0.1:9/api.php", "--mirror", str(tmp_path / "m"))
+    assert_one_line_error(done, cli.EXIT_REMOTE, "cannot reach 127.0.0.1")
+
+
+def test_not_a_mediawiki(tmp_path: Path, html_server: str) -> None:
+    done = run_cli("crawl", html_server + "/some/page", "--mirror", str(tmp_path / "m"))
+    assert_one_line_error(done, cli.EXIT_REMOTE, "no MediaWiki API found")
+
+
+def test_not_a_url(tmp_path: Path) -> None:
+    done = run_cli("crawl", "ftp://example/", "--mirror", str(tmp_path / "m"))
+    assert_one_line_error(done, cli.EXIT_REMOTE, "not an http(s) URL")
+
+
+def test_missing_mirror_option() -> None:
+    done = run_cli("crawl", "http://127.0.0.1:9/api.php")
+    assert_one_line_error(done, cli.EXIT_USAGE, "--mirror")
+
+
+def test_config_unknown_key_and_wrong_type(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text('mirror = "m"\nconcurrenci = 2\n')
+    assert_one_line_error(
+        run_cli("crawl", "--config", str(bad)), cli.EXIT_USAGE, "unknown key 'concurrenci'"
+    )
+    bad.write_text('mirror = "m"\nconcurrency = "four"\n')
+    assert_one_line_error(
+        run_cli("crawl", "--config", str(bad)), cli.EXIT_USAGE, "'concurrency' must be an integer"
+    )
+    bad.write_text("mirror = [unclosed\n")
+    assert_one_line_error(run_cli("crawl", "--config", str(bad)), cli.EXIT_USAGE, "not valid TOML")
+
+
+def test_user_without_password_is_refused(tmp_path: Path) -> None:
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
+    done = run_cli(
+        "crawl",
+        "http://127.0.0.1:9/api.php",
+        "--mirror",
+        str(tmp_path / "m"),
+        "--user",
+        "Bot@harvest",
+        env=env,
+    )
+    assert_one_line_error(done, cli.EXIT_USAGE, "HARVESTER_PASSWORD")
+
+
+def test_no_password_flag_exists() -> None:
+    done = run_cli("crawl", "http://x/api.php", "--mirror", "m", "--password", "hunter2")
+    assert done.returncode == cli.EXIT_USAGE
+
+
+def test_export_of_missing_mirror(tmp_path: Path) -> None:
+    done = run_cli("export", "--mirror", str(tmp_path / "nothing"))
+    assert_one_line_error(done, cli.EXIT_MIRROR, "no mirror")
+
+
+def test_secret_comes_from_environment_over_file(tmp_path: Path) -> None:
+    config = tmp_path / "c.toml"
+    config.write_text('user = "Bot@app"\npassword = "from-file"\n')
+    config.chmod(0o600)
+    assert build_settings(config, {}, env={}).password == "from-file"
+    env = {"HARVESTER_PASSWORD": "from-env"}
+    assert build_settings(config, {}, env=env).password == "from-env"
+    with pytest.raises(ConfigError, match="Name@AppId"):
+        build_settings(None, {"user": "NoAt"}, env=env)
+
+
+def test_exit_codes_of_storage_errors() -> None:
+    from storage.errors import MirrorLockedError, MirrorMismatchError
+
+    assert cli.exit_code_for(MirrorLockedError("x")) == cli.EXIT_LOCKED
+    assert cli.exit_code_for(MirrorMismatchError("x")) == cli.EXIT_MIRROR
+    nested = BaseExceptionGroup("outer", [BaseExceptionGroup("inner", [MirrorLockedError("b")])])
+    assert isinstance(cli.first_cause(nested), MirrorLockedError)
+    mixed = BaseExceptionGroup("nursery", [RuntimeError("a"), ApiError("x", "y")])
+    assert isinstance(cli.first_cause(mixed), ApiError)

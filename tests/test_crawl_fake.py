@@ -1,0 +1,189 @@
+"""The crawl job against the fake wiki: protocol paths a real server can't be made to take."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from harvester.config import Settings
+from harvester.errors import ConfigError, RetriesExhaustedError
+from jobs.crawl import run_crawl
+from storage.errors import MirrorMismatchError
+from storage.export_jsonl import write_jsonl
+from storage.mirror import Mirror
+from tests.fakewiki import FakeWiki, make_pages, sha1
+
+
+def settings_for(wiki: FakeWiki, mirror: Path, **extra: Any) -> Settings:
+    values: dict[str, Any] = {
+        "api": wiki.api_url,
+        "mirror": str(mirror),
+        "quiet": True,
+        "max_requests_per_second": 0,
+        "max_requests_per_minute": 0,
+        "max_retries": 0,
+        **extra,
+    }
+    return Settings(**values)
+
+
+def export(mirror_dir: Path) -> list[dict[str, Any]]:
+    out = io.StringIO()
+    with Mirror.open(mirror_dir, create=False) as mirror:
+        write_jsonl(mirror, out)
+    return [json.loads(line) for line in out.getvalue().splitlines()]
+
+
+def expected(wiki: FakeWiki) -> list[tuple[int, int, str | None]]:
+    return sorted(
+        (p.pageid, r.revid, None if "text" in r.hidden else r.text)
+        for p in wiki.pages
+        for r in p.revisions
+    )
+
+
+def got(records: list[dict[str, Any]]) -> list[tuple[int, int, str | None]]:
+    return sorted((r["pageid"], r["revid"], r.get("text")) for r in records)
+
+
+def requests_for(wiki: FakeWiki, **match: str) -> list[dict[str, str]]:
+    return [p for _, p, _ in wiki.requests if all(p.get(k) == v for k, v in match.items())]
+
+
+async def test_full_history_with_hidden_fields_and_slots(tmp_path: Path) -> None:
+    wiki = FakeWiki(make_pages(6, 30, namespaces=(0, 1)))  # 180 revisions, 50 per request
+    wiki.pages[0].revisions[3].hidden = ("text", "user")
+    wiki.pages[1].revisions[5].hidden = ("comment",)
+    wiki.pages[2].revisions[7].extra_slots = {"mediainfo": '{"labels": {}}'}
+    summary = await run_crawl(settings_for(wiki, tmp_path / "m"), transport=wiki.transport())
+    records = export(tmp_path / "m")
+    assert got(records) == expected(wiki)
+    assert summary.revisions == 180 and summary.new_revisions == 180
+    hidden = next(r for r in records if r["revid"] == wiki.pages[0].revisions[3].revid)
+    assert "text" not in hidden and "user" not in hidden and "userid" not in hidden
+    assert set(hidden["hidden"]) == {"text", "user"}
+    uncommented = next(r for r in records if r["revid"] == wiki.pages[1].revisions[5].revid)
+    assert "comment" not in uncommented and uncommented["user"] == "Alice"
+    slotted = next(r for r in records if r["revid"] == wiki.pages[2].revisions[7].revid)
+    assert slotted["slots"]["mediainfo"]["text"] == '{"labels": {}}'
+    assert slotted["sha1"] == sha1(wiki.pages[2].revisions[7].text)
+    # the fewest requests: ceil(180 / 50) allrevisions, one catalogue request per namespace
+    assert len(requests_for(wiki, list="allrevisions")) == 4
+    assert len(requests_for(wiki, generator="allpages")) == 2
+    assert all(
+        p["arvlimit"] == "max" and p["arvslots"] == "*"
+        for p in requests_for(wiki, list="allrevisions")
+    )
+
+
+async def test_logged_in_bot_gets_500_revision_batches(tmp_path: Path, monkeypatch: Any) -> None:
+    wiki = FakeWiki(make_pages(20, 60))  # 1,200 revisions
+    wiki.high_limit_users.add("Bot")
+    settings = settings_for(wiki, tmp_path / "m", user="Bot@harvest", password="secret")
+    summary = await run_crawl(settings, transport=wiki.transport())
+    assert summary.identity == "Bot"
+    assert len(requests_for(wiki, list="allrevisions")) == 3  # 500 + 500 + 200
+    login = requests_for(wiki, action="login")
+    assert (
+        len(login) == 1
+        and wiki.requests[[p for _, p, _ in wiki.requests].index(login[0])][2].method == "POST"
+    )
+    assert got(export(tmp_path / "m")) == expected(wiki)
+
+
+async def test_wrong_password_is_an_auth_error(tmp_path: Path) -> None:
+    from harvester.errors import AuthError
+
+    wiki = FakeWiki(make_pages(1, 1))
+    settings = settings_for(wiki, tmp_path / "m", user="Bot@harvest", password="wrong")
+    with pytest.raises(AuthError, match="Incorrect username"):
+        await run_crawl(settings, transport=wiki.transport())
+
+
+async def test_old_wiki_falls_back_to_page_histories(tmp_path: Path) -> None:
+    wiki = FakeWiki(make_pages(4, 70, namespaces=(0, 4)), generator="MediaWiki 1.26.4")
+    await run_crawl(settings_for(wiki, tmp_path / "m"), transport=wiki.transport())
+    assert got(export(tmp_path / "m")) == expected(wiki)
+    assert not requests_for(wiki, list="allrevisions")
+    assert len(requests_for(wiki, prop="revisions")) == 4 * 2  # 70 revisions = 2 requests each
+
+
+async def test_concurrency_splits_the_walk_over_workers(tmp_path: Path) -> None:
+    wiki = FakeWiki(make_pages(10, 100))  # 1,000 revisions over ~5 days of timestamps
+    wiki.latency = 0.02
+    settings = settings_for(wiki, tmp_path / "m", concurrency=4)
+    await run_crawl(settings, transport=wiki.transport())
+    assert got(export(tmp_path / "m")) == expected(wiki)
+    assert wiki.max_in_flight >= 3
+    slices = {
+        (p.get("arvstart"), p.get("arvend"))
+        for p in requests_for(wiki, list="allrevisions")
+        if p.get("arvprop") != "timestamp"
+    }
+    assert len(slices) >= 8
+    with Mirror.open(tmp_path / "m", create=False) as mirror:
+        assert mirror.count_revisions() == 1000  # slices are disjoint: nothing twice
+
+
+async def test_resume_after_failure_refetches_nothing(tmp_path: Path) -> None:
+    wiki = FakeWiki(make_pages(5, 60))  # 300 revisions = 6 allrevisions requests
+    calls = {"n": 0}
+
+    def die_on_fourth(request: httpx.Request, params: dict[str, str]) -> httpx.Response | None:
+        if params.get("list") == "allrevisions":
+            calls["n"] += 1
+            if calls["n"] == 4:
+                return httpx.Response(503, text="down")
+        return None
+
+    wiki.faults.append(die_on_fourth)
+    with pytest.raises(RetriesExhaustedError):
+        await run_crawl(settings_for(wiki, tmp_path / "m"), transport=wiki.transport())
+    with Mirror.open(tmp_path / "m", create=False) as mirror:
+        assert mirror.count_revisions() == 150
+    wiki.requests.clear()
+    summary = await run_crawl(settings_for(wiki, tmp_path / "m"), transport=wiki.transport())
+    assert summary.new_revisions == 150
+    assert len(requests_for(wiki, list="allrevisions")) == 3  # resumed at batch 4
+    reference = FakeWiki(make_pages(5, 60))
+    await run_crawl(settings_for(reference, tmp_path / "ref"), transport=reference.transport())
+    assert export(tmp_path / "m") == export(tmp_path / "ref")
+
+
+async def test_current_only(tmp_path: Path) -> None:
+    wiki = FakeWiki(make_pages(7, 5))
+    await run_crawl(
+        settings_for(wiki, tmp_path / "m", current_only=True), transport=wiki.transport()
+    )
+    records = export(tmp_path / "m")
+    assert sorted(r["revid"] for r in records) == sorted(p.revisions[-1].revid for p in wiki.pages)
+
+
+async def test_wikimedia_host_needs_a_contact(tmp_path: Path) -> None:
+    wiki = FakeWiki(make_pages(1, 1), host="en.wikipedia.org")
+    with pytest.raises(ConfigError, match="contact"):
+        await run_crawl(settings_for(wiki, tmp_path / "m"), transport=wiki.transport())
+    assert wiki.requests == []
+
+
+async def test_mirror_of_another_wiki_is_refused(tmp_path: Path) -> None:
+    first = FakeWiki(make_pages(2, 2), host="one.test")
+    await run_crawl(settings_for(first, tmp_path / "m"), transport=first.transport())
+    second = FakeWiki(make_pages(2, 2), host="two.test")
+    with pytest.raises(MirrorMismatchError):
+        await run_crawl(settings_for(second, tmp_path / "m"), transport=second.transport())
+
+
+async def test_resume_with_other_namespaces_is_refused(tmp_path: Path) -> None:
+    wiki = FakeWiki(make_pages(4, 2, namespaces=(0, 1)))
+    await run_crawl(settings_for(wiki, tmp_path / "m", namespaces=[0]), transport=wiki.transport())
+    assert {r["ns"] for r in export(tmp_path / "m")} == {0}
+    with pytest.raises(ConfigError, match="same namespaces"):
+        await run_crawl(
+            settings_for(wiki, tmp_path / "m", namespaces=[1]), transport=wiki.transport()
+        )
