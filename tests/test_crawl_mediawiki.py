@@ -51,6 +51,8 @@ class CountingTransport(httpx.AsyncHTTPTransport):
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         query = parse_qs(request.url.query.decode())
+        if request.method == "POST":
+            query.update(parse_qs(request.content.decode()))
         self.params.append({k: v[-1] for k, v in query.items()})
         return await super().handle_async_request(request)
 
