@@ -94,6 +94,8 @@ class FakeWiki:
         if p.get("meta") == "siteinfo":
             return self.json(self.siteinfo())
         if p.get("meta") == "userinfo":
+            if request.headers.get("Authorization") == "Bearer good-token":
+                self.logged_in = "OAuthUser"
             return self.json(self.userinfo())
         if p.get("meta") == "tokens":
             return self.json({"query": {"tokens": {"logintoken": "tok+\\"}}})

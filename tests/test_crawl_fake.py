@@ -187,3 +187,18 @@ async def test_resume_with_other_namespaces_is_refused(tmp_path: Path) -> None:
         await run_crawl(
             settings_for(wiki, tmp_path / "m", namespaces=[1]), transport=wiki.transport()
         )
+
+
+async def test_oauth_bearer_token(tmp_path: Path) -> None:
+    from harvester.errors import AuthError
+
+    wiki = FakeWiki(make_pages(2, 3))
+    wiki.high_limit_users.add("OAuthUser")
+    settings = settings_for(wiki, tmp_path / "m", oauth_token="good-token")
+    summary = await run_crawl(settings, transport=wiki.transport())
+    assert summary.identity == "OAuthUser"
+    assert all(r.headers["Authorization"] == "Bearer good-token" for _, _, r in wiki.requests)
+    other = FakeWiki(make_pages(2, 3))
+    with pytest.raises(AuthError, match="not accepted"):
+        await run_crawl(settings_for(other, tmp_path / "n", oauth_token="bad-token"),
+                        transport=other.transport())
