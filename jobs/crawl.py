@@ -164,12 +164,7 @@ async def crawl_into(
     ctx = CrawlContext(client, mirror, writer, progress)
     status = "failed"
     try:
-        await run_streams(ctx, streams.PAGES, settings.concurrency, crawl_catalogue)
-        runner = {"allrevisions": crawl_revisions, "current": crawl_current,
-                  "pages": crawl_histories}[mode]
-        prefix = {"allrevisions": streams.REVISIONS, "current": streams.CURRENT,
-                  "pages": streams.HISTORY}[mode]
-        await run_streams(ctx, prefix, settings.concurrency, runner)
+        await run_phases(ctx, mode, settings.concurrency)
         status = "complete"
     finally:
         progress.close()
@@ -215,10 +210,11 @@ async def plan_crawl(
                 f"resume it with the same namespaces and mode, or use a new --mirror"
             )
         return mode
-    plan = streams.namespace_streams(streams.PAGES, namespaces)
+    # the page catalogue of the allrevisions mode is planned after its walk (see run_phases)
     if mode == "current":
-        plan += streams.namespace_streams(streams.CURRENT, namespaces)
+        plan = streams.namespace_streams(streams.CURRENT, namespaces)
     elif mode == "pages":
+        plan = streams.namespace_streams(streams.PAGES, namespaces)
         plan += streams.namespace_streams(streams.HISTORY, namespaces)
     else:
         selected = None if settings.namespaces is None else namespaces
@@ -228,10 +224,31 @@ async def plan_crawl(
             if first is not None:
                 count = settings.concurrency * streams.SLICES_PER_WORKER
                 slices = streams.time_slices(first, server_now, count)
-        plan += streams.revision_streams(selected, slices)
+        plan = streams.revision_streams(selected, slices)
     await writer.run(mirror.create_checkpoints, plan)
     await writer.run(mirror.set_meta, "crawl_plan", json.dumps(wanted))
     return mode
+
+
+async def run_phases(ctx: CrawlContext, mode: str, workers: int) -> None:
+    """Run the crawl's streams in the order each mode needs."""
+    if mode == "current":  # pages come with their info: no separate catalogue
+        await run_streams(ctx, streams.CURRENT, workers, crawl_current)
+    elif mode == "pages":  # the histories walk the catalogue's pages
+        await run_streams(ctx, streams.PAGES, workers, crawl_catalogue)
+        await run_streams(ctx, streams.HISTORY, workers, crawl_histories)
+    else:
+        await run_streams(ctx, streams.REVISIONS, workers, crawl_revisions)
+        # every live page has a revision, so the walk has met every namespace that has
+        # pages; cataloguing only those saves a request per empty namespace
+        found = await ctx.writer.run(namespaces_with_pages, ctx.mirror)
+        await ctx.writer.run(ctx.mirror.create_checkpoints,
+                             streams.namespace_streams(streams.PAGES, found))
+        await run_streams(ctx, streams.PAGES, workers, crawl_catalogue)
+
+
+def namespaces_with_pages(mirror: Mirror) -> list[int]:
+    return [int(row[0]) for row in mirror.db.execute("select distinct ns from pages order by ns")]
 
 
 def choose_mode(settings: Settings, siteinfo: dict[str, Any]) -> str:
