@@ -17,43 +17,7 @@ import trio
 
 from harvester import __version__
 from harvester.config import Settings, build_settings, parse_namespaces
-from harvester.errors import (
-    ApiError,
-    ConfigError,
-    HarvesterError,
-    RemoteError,
-    RetriesExhaustedError,
-    first_cause,
-)
-
-# Documented in the README; scripts and cron jobs rely on them.
-EXIT_OK = 0
-EXIT_INTERNAL = 1
-EXIT_USAGE = 2
-EXIT_REMOTE = 3
-EXIT_API = 4
-EXIT_THROTTLED = 5
-EXIT_MIRROR = 6
-EXIT_LOCKED = 7
-EXIT_INTERRUPTED = 130
-
-
-def exit_code_for(exc: BaseException) -> int:
-    from storage.errors import MirrorLockedError, StorageError
-
-    table: list[tuple[type[BaseException], int]] = [
-        (ConfigError, EXIT_USAGE),
-        (RetriesExhaustedError, EXIT_THROTTLED),
-        (ApiError, EXIT_API),
-        (RemoteError, EXIT_REMOTE),
-        (MirrorLockedError, EXIT_LOCKED),
-        (StorageError, EXIT_MIRROR),
-        (HarvesterError, EXIT_INTERNAL),
-    ]
-    for kind, code in table:
-        if isinstance(exc, kind):
-            return code
-    return EXIT_INTERNAL
+from harvester.errors import ConfigError, first_cause
 
 
 def add_common(parser: argparse.ArgumentParser) -> None:
@@ -124,6 +88,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
 
 def command_crawl(args: argparse.Namespace) -> int:
     from jobs.crawl import run_crawl
+    from jobs.outcome import EXIT_OK
 
     settings = settings_from(args)
     summary = trio.run(run_crawl, settings)
@@ -140,6 +105,7 @@ def command_crawl(args: argparse.Namespace) -> int:
 
 def command_export(args: argparse.Namespace) -> int:
     from jobs.export import run_export
+    from jobs.outcome import EXIT_OK
 
     settings = settings_from(args)
     count = run_export(settings, args.format, args.output)
@@ -161,6 +127,8 @@ def configure_logging(verbose: int) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from jobs.outcome import EXIT_INTERRUPTED, describe, exit_code_for
+
     args = build_parser().parse_args(argv)
     configure_logging(args.verbose)
     try:
@@ -177,13 +145,3 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"harvester: {describe(exc)}", file=sys.stderr)
         return exit_code_for(exc)
-
-
-def describe(exc: BaseException) -> str:
-    from storage.errors import StorageError
-
-    if isinstance(exc, (HarvesterError, StorageError)):
-        return str(exc)
-    if isinstance(exc, OSError):
-        return f"{exc.strerror or exc}: {exc.filename or ''}".rstrip(": ")
-    return f"internal error ({type(exc).__name__}: {exc}); run with --debug for details"

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from harvester import cli
 from harvester.config import build_settings
-from harvester.errors import ApiError, ConfigError
+from harvester.errors import ApiError, ConfigError, first_cause
+from jobs import outcome
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -62,36 +62,36 @@ def html_server() -> Iterator[str]:
 
 def test_unreachable_host(tmp_path: Path) -> None:
     done = run_cli("crawl", "http://127.0.0.1:9/api.php", "--mirror", str(tmp_path / "m"))
-    assert_one_line_error(done, cli.EXIT_REMOTE, "cannot reach 127.0.0.1")
+    assert_one_line_error(done, outcome.EXIT_REMOTE, "cannot reach 127.0.0.1")
 
 
 def test_not_a_mediawiki(tmp_path: Path, html_server: str) -> None:
     done = run_cli("crawl", html_server + "/some/page", "--mirror", str(tmp_path / "m"))
-    assert_one_line_error(done, cli.EXIT_REMOTE, "no MediaWiki API found")
+    assert_one_line_error(done, outcome.EXIT_REMOTE, "no MediaWiki API found")
 
 
 def test_not_a_url(tmp_path: Path) -> None:
     done = run_cli("crawl", "ftp://example/", "--mirror", str(tmp_path / "m"))
-    assert_one_line_error(done, cli.EXIT_REMOTE, "not an http(s) URL")
+    assert_one_line_error(done, outcome.EXIT_REMOTE, "not an http(s) URL")
 
 
 def test_missing_mirror_option() -> None:
     done = run_cli("crawl", "http://127.0.0.1:9/api.php")
-    assert_one_line_error(done, cli.EXIT_USAGE, "--mirror")
+    assert_one_line_error(done, outcome.EXIT_USAGE, "--mirror")
 
 
 def test_config_unknown_key_and_wrong_type(tmp_path: Path) -> None:
     bad = tmp_path / "bad.toml"
     bad.write_text('mirror = "m"\nconcurrenci = 2\n')
     assert_one_line_error(
-        run_cli("crawl", "--config", str(bad)), cli.EXIT_USAGE, "unknown key 'concurrenci'"
+        run_cli("crawl", "--config", str(bad)), outcome.EXIT_USAGE, "unknown key 'concurrenci'"
     )
     bad.write_text('mirror = "m"\nconcurrency = "four"\n')
-    assert_one_line_error(
-        run_cli("crawl", "--config", str(bad)), cli.EXIT_USAGE, "'concurrency' must be an integer"
-    )
+    assert_one_line_error(run_cli("crawl", "--config", str(bad)), outcome.EXIT_USAGE,
+                          "'concurrency' must be an integer")
     bad.write_text("mirror = [unclosed\n")
-    assert_one_line_error(run_cli("crawl", "--config", str(bad)), cli.EXIT_USAGE, "not valid TOML")
+    assert_one_line_error(run_cli("crawl", "--config", str(bad)), outcome.EXIT_USAGE,
+                          "not valid TOML")
 
 
 def test_user_without_password_is_refused(tmp_path: Path) -> None:
@@ -105,17 +105,17 @@ def test_user_without_password_is_refused(tmp_path: Path) -> None:
         "Bot@harvest",
         env=env,
     )
-    assert_one_line_error(done, cli.EXIT_USAGE, "HARVESTER_PASSWORD")
+    assert_one_line_error(done, outcome.EXIT_USAGE, "HARVESTER_PASSWORD")
 
 
 def test_no_password_flag_exists() -> None:
     done = run_cli("crawl", "http://x/api.php", "--mirror", "m", "--password", "hunter2")
-    assert done.returncode == cli.EXIT_USAGE
+    assert done.returncode == outcome.EXIT_USAGE
 
 
 def test_export_of_missing_mirror(tmp_path: Path) -> None:
     done = run_cli("export", "--mirror", str(tmp_path / "nothing"))
-    assert_one_line_error(done, cli.EXIT_MIRROR, "no mirror")
+    assert_one_line_error(done, outcome.EXIT_MIRROR, "no mirror")
 
 
 def test_secret_comes_from_environment_over_file(tmp_path: Path) -> None:
@@ -132,9 +132,9 @@ def test_secret_comes_from_environment_over_file(tmp_path: Path) -> None:
 def test_exit_codes_of_storage_errors() -> None:
     from storage.errors import MirrorLockedError, MirrorMismatchError
 
-    assert cli.exit_code_for(MirrorLockedError("x")) == cli.EXIT_LOCKED
-    assert cli.exit_code_for(MirrorMismatchError("x")) == cli.EXIT_MIRROR
+    assert outcome.exit_code_for(MirrorLockedError("x")) == outcome.EXIT_LOCKED
+    assert outcome.exit_code_for(MirrorMismatchError("x")) == outcome.EXIT_MIRROR
     nested = BaseExceptionGroup("outer", [BaseExceptionGroup("inner", [MirrorLockedError("b")])])
-    assert isinstance(cli.first_cause(nested), MirrorLockedError)
+    assert isinstance(first_cause(nested), MirrorLockedError)
     mixed = BaseExceptionGroup("nursery", [RuntimeError("a"), ApiError("x", "y")])
-    assert isinstance(cli.first_cause(mixed), ApiError)
+    assert isinstance(first_cause(mixed), ApiError)

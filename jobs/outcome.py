@@ -1,0 +1,52 @@
+"""How a command ends: an exit code and one line for the user, for every error.
+
+Lives in jobs because it names errors of both sides (harvester and storage).
+"""
+
+from __future__ import annotations
+
+from harvester.errors import (
+    ApiError,
+    ConfigError,
+    HarvesterError,
+    RemoteError,
+    RetriesExhaustedError,
+)
+from storage.errors import MirrorLockedError, StorageError
+
+# Documented in the README; scripts and cron jobs rely on them.
+EXIT_OK = 0
+EXIT_INTERNAL = 1
+EXIT_USAGE = 2
+EXIT_REMOTE = 3
+EXIT_API = 4
+EXIT_THROTTLED = 5
+EXIT_MIRROR = 6
+EXIT_LOCKED = 7
+EXIT_INTERRUPTED = 130
+
+_CODES: list[tuple[type[BaseException], int]] = [
+    (ConfigError, EXIT_USAGE),
+    (RetriesExhaustedError, EXIT_THROTTLED),
+    (ApiError, EXIT_API),
+    (RemoteError, EXIT_REMOTE),
+    (MirrorLockedError, EXIT_LOCKED),
+    (StorageError, EXIT_MIRROR),
+    (OSError, EXIT_MIRROR),  # the mirror's disk: full, read-only, permissions
+]
+
+
+def exit_code_for(exc: BaseException) -> int:
+    for kind, code in _CODES:
+        if isinstance(exc, kind):
+            return code
+    return EXIT_INTERNAL
+
+
+def describe(exc: BaseException) -> str:
+    if isinstance(exc, (HarvesterError, StorageError)):
+        return str(exc)
+    if isinstance(exc, OSError):
+        where = f": {exc.filename}" if exc.filename else ""
+        return f"{exc.strerror or exc}{where}"
+    return f"internal error ({type(exc).__name__}: {exc}); run with --debug for details"
