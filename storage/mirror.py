@@ -1,0 +1,444 @@
+"""The mirror: one directory holding ``mirror.sqlite``, the catalogue and the revision store.
+
+The storage layer is plain synchronous code: the crawler calls it from one
+worker thread at a time, which is why the connection is opened with
+check_same_thread=False and why write_batch() need not lock anything itself.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import sqlite_utils
+
+from .errors import MirrorMismatchError, StorageError
+from .records import Checkpoint, PageRecord, RevisionBatch, RevisionRecord, SlotRecord
+from .schema import MIGRATIONS, migrate, schema_version, utc_now
+from .stored import REVISION_COLUMNS, SLOT_COLUMNS, StoredRevision, stored_revision
+from .textstore import TextStore
+
+DB_NAME = "mirror.sqlite"
+
+_UPSERT_PAGE = """
+    INSERT INTO pages (pageid, ns, title, is_redirect, length, latest_revid, content_model, touched)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+    ON CONFLICT (pageid) DO UPDATE SET
+        ns = excluded.ns,
+        title = excluded.title,
+        is_redirect = coalesce(excluded.is_redirect, pages.is_redirect),
+        length = coalesce(excluded.length, pages.length),
+        latest_revid = coalesce(excluded.latest_revid, pages.latest_revid),
+        content_model = coalesce(excluded.content_model, pages.content_model),
+        touched = coalesce(excluded.touched, pages.touched)
+"""
+
+_UPSERT_REVISION = """
+    INSERT INTO revisions (revid, pageid, parentid, timestamp, user, userid, comment, minor,
+        size, sha1, tags, texthidden, userhidden, commenthidden, sha1hidden, suppressed)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+    ON CONFLICT (revid) DO UPDATE SET
+        pageid = excluded.pageid, parentid = excluded.parentid,
+        timestamp = excluded.timestamp, user = excluded.user, userid = excluded.userid,
+        comment = excluded.comment, minor = excluded.minor, size = excluded.size,
+        sha1 = excluded.sha1, tags = excluded.tags, texthidden = excluded.texthidden,
+        userhidden = excluded.userhidden, commenthidden = excluded.commenthidden,
+        sha1hidden = excluded.sha1hidden, suppressed = excluded.suppressed
+"""
+
+_INSERT_SLOT = """
+    INSERT OR REPLACE INTO slots (revid, role, content_model, content_format, size, sha1,
+        text_sha1, texthidden, missing)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+"""
+
+_UPSERT_USER = """
+    INSERT INTO users (name, userid) VALUES (?, ?)
+    ON CONFLICT (name) DO UPDATE SET userid = coalesce(excluded.userid, users.userid)
+"""
+
+# items accumulates across calls; state and done are replaced.
+_UPDATE_CHECKPOINT = """
+    INSERT INTO checkpoints (name, state, done, items, updated) VALUES (?, ?, ?, ?, ?)
+    ON CONFLICT (name) DO UPDATE SET
+        state = excluded.state, done = excluded.done,
+        items = checkpoints.items + excluded.items, updated = excluded.updated
+"""
+
+
+class Mirror:
+    """An open mirror. Use Mirror.open(); close() it (or use ``with``)."""
+
+    def __init__(self, directory: Path, db: sqlite_utils.Database) -> None:
+        self.directory = directory
+        self.db = db
+        self.texts = TextStore(db.conn)
+
+    # -- opening and closing ----------------------------------------------------
+
+    @classmethod
+    def open(cls, directory: Path, *, create: bool) -> Mirror:
+        directory = Path(directory)
+        path = directory / DB_NAME
+        if not path.exists():
+            if not create:
+                raise StorageError(f"no mirror at {directory}")
+            try:
+                directory.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StorageError(f"cannot create mirror {directory}: {exc.strerror}") from None
+        elif not path.is_file():
+            raise StorageError(f"{path} is not a file")
+        conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        try:
+            db = sqlite_utils.Database(conn)
+            # WAL + synchronous=NORMAL: a commit is in the WAL file when it
+            # returns, so a killed process loses nothing committed; only a power
+            # failure or OS crash can lose the last commits, never corrupt the file.
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            # Another process touching the mirror while a batch commits (say
+            # `harvester status` during a crawl) waits instead of failing at once.
+            db.execute("PRAGMA busy_timeout=10000")
+            version = schema_version(db)
+            if version > len(MIGRATIONS):
+                raise StorageError(
+                    f"mirror {directory} was written by a newer harvester"
+                    f" (schema {version}, this one knows {len(MIGRATIONS)})"
+                )
+            migrate(db)
+        except sqlite3.DatabaseError as exc:
+            conn.close()
+            raise StorageError(f"{path} is not a usable mirror database ({exc})") from None
+        except BaseException:
+            conn.close()
+            raise
+        return cls(directory, db)
+
+    def close(self) -> None:
+        self.texts.cache.clear()
+        self.db.close()
+
+    def __enter__(self) -> Mirror:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def _begin(self) -> None:
+        # IMMEDIATE takes the write lock up front, so a transaction never fails
+        # half-way because another connection wrote first.
+        self.db.conn.execute("BEGIN IMMEDIATE")
+
+    def _commit(self) -> None:
+        self.db.conn.execute("COMMIT")
+
+    def _rollback(self) -> None:
+        if self.db.conn.in_transaction:
+            self.db.conn.execute("ROLLBACK")
+
+    # -- meta and the wiki's identity -------------------------------------------
+
+    def get_meta(self, key: str) -> str | None:
+        row = self.db.execute("SELECT value FROM meta WHERE key = ?", [key]).fetchone()
+        return None if row is None else row[0]
+
+    def set_meta(self, key: str, value: str) -> None:
+        self.db.execute(
+            "INSERT INTO meta (key, value) VALUES (?, ?)"
+            " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            [key, value],
+        )
+
+    def bind_wiki(self, wiki_id: str, api_url: str) -> None:
+        """Record which wiki this mirror holds; refuse to mix in another wiki."""
+        self._begin()
+        try:
+            known = self.get_meta("wiki_id")
+            if known is None:
+                self.set_meta("wiki_id", wiki_id)
+                self.set_meta("api_url", api_url)
+            elif known != wiki_id:
+                url = self.get_meta("api_url")
+                raise MirrorMismatchError(
+                    f"mirror {self.directory} holds wiki {known} ({url}), not {wiki_id}"
+                )
+            self._commit()
+        except BaseException:
+            self._rollback()
+            raise
+
+    def save_siteinfo(self, siteinfo: dict[str, Any]) -> None:
+        """Store an Action API siteinfo answer (formatversion=2) and its namespaces."""
+        namespaces = [
+            {
+                "id": int(ns["id"]),
+                "name": ns.get("name", ""),
+                "canonical": ns.get("canonical"),
+                "case_mode": ns.get("case"),
+                "content": int(bool(ns.get("content", False))),
+                "subpages": int(bool(ns.get("subpages", False))),
+            }
+            for ns in siteinfo.get("namespaces", {}).values()
+        ]
+        aliases = [
+            {"alias": a["alias"], "id": int(a["id"])} for a in siteinfo.get("namespacealiases", [])
+        ]
+        with self.db.atomic():
+            for section, data in siteinfo.items():
+                self.db.execute(
+                    "INSERT OR REPLACE INTO siteinfo (section, data) VALUES (?, ?)",
+                    [section, json.dumps(data, ensure_ascii=False)],
+                )
+            if "namespaces" in siteinfo:
+                self.db.execute("DELETE FROM namespaces")
+                self.db.table("namespaces").insert_all(namespaces)
+            if "namespacealiases" in siteinfo:
+                self.db.execute("DELETE FROM namespace_aliases")
+                self.db.table("namespace_aliases").insert_all(aliases)
+
+    def get_siteinfo(self, section: str) -> Any:
+        row = self.db.execute("SELECT data FROM siteinfo WHERE section = ?", [section]).fetchone()
+        return None if row is None else json.loads(row[0])
+
+    # -- runs -----------------------------------------------------------------
+
+    def start_run(self, command: str, args: dict[str, Any]) -> int:
+        cursor = self.db.execute(
+            "INSERT INTO runs (command, args, started, status) VALUES (?, ?, ?, 'running')",
+            [command, json.dumps(args, ensure_ascii=False, default=str), utc_now()],
+        )
+        return int(cursor.lastrowid or 0)
+
+    def finish_run(self, run_id: int, status: str, stats: dict[str, Any]) -> None:
+        self.db.execute(
+            "UPDATE runs SET finished = ?, status = ?, stats = ? WHERE id = ?",
+            [utc_now(), status, json.dumps(stats, ensure_ascii=False, default=str), run_id],
+        )
+
+    # -- checkpoints ----------------------------------------------------------
+
+    def get_checkpoint(self, name: str) -> Checkpoint | None:
+        row = self.db.execute(
+            "SELECT name, state, done, items FROM checkpoints WHERE name = ?", [name]
+        ).fetchone()
+        return None if row is None else _checkpoint(row)
+
+    def list_checkpoints(self, prefix: str) -> list[Checkpoint]:
+        # substr() rather than LIKE: prefixes may contain % or _.
+        rows = self.db.execute(
+            "SELECT name, state, done, items FROM checkpoints"
+            " WHERE substr(name, 1, length(?)) = ? ORDER BY name",
+            [prefix, prefix],
+        ).fetchall()
+        return [_checkpoint(row) for row in rows]
+
+    def create_checkpoints(self, items: list[tuple[str, dict[str, Any] | None]]) -> None:
+        """Create checkpoints that do not exist yet; existing ones keep their progress."""
+        now = utc_now()
+        with self.db.atomic():
+            self.db.conn.executemany(
+                "INSERT OR IGNORE INTO checkpoints (name, state, done, items, updated)"
+                " VALUES (?, ?, 0, 0, ?)",
+                [(name, _state_json(state), now) for name, state in items],
+            )
+
+    # -- the atomic writes -------------------------------------------------------
+
+    def write_batch(
+        self, batch: RevisionBatch, checkpoint: str, state: dict[str, Any] | None, done: bool
+    ) -> int:
+        """Store a batch of revisions and advance a checkpoint, all or nothing.
+
+        Idempotent: writing a batch again replaces its rows and counts nothing
+        twice. Returns the number of revisions that were not stored before.
+        Plain SQL on the connection: sqlite-utils' bulk helpers manage their
+        own transactions, and everything here must be one.
+        """
+        conn = self.db.conn
+        self._begin()
+        try:
+            self._upsert_pages(batch.pages)
+            new = 0
+            # Page and revid order, so that a page's texts written in this batch
+            # are deltas against each other.
+            for rev in sorted(batch.revisions, key=lambda r: (r.pageid, r.revid)):
+                new += self._write_revision(conn, rev)
+            conn.execute(
+                _UPDATE_CHECKPOINT, (checkpoint, _state_json(state), int(done), new, utc_now())
+            )
+            self._commit()
+        except BaseException:
+            self._rollback()
+            raise
+        return new
+
+    def write_pages(
+        self, pages: list[PageRecord], checkpoint: str, state: dict[str, Any] | None, done: bool
+    ) -> None:
+        """Store a step of the page catalogue walk and advance its checkpoint, atomically."""
+        self._begin()
+        try:
+            self._upsert_pages(pages)
+            self.db.conn.execute(
+                _UPDATE_CHECKPOINT,
+                (checkpoint, _state_json(state), int(done), len(pages), utc_now()),
+            )
+            self._commit()
+        except BaseException:
+            self._rollback()
+            raise
+
+    def _upsert_pages(self, pages: list[PageRecord]) -> None:
+        # coalesce() in the statement: a partial record never erases known fields.
+        self.db.conn.executemany(
+            _UPSERT_PAGE,
+            [
+                (
+                    p.pageid,
+                    p.ns,
+                    p.title,
+                    _int_or_none(p.is_redirect),
+                    p.length,
+                    p.latest_revid,
+                    p.content_model,
+                    p.touched,
+                )
+                for p in pages
+            ],
+        )
+
+    def _write_revision(self, conn: sqlite3.Connection, rev: RevisionRecord) -> int:
+        """Write one revision with its slots and texts; 1 if it is new, else 0."""
+        exists = conn.execute("SELECT 1 FROM revisions WHERE revid = ?", (rev.revid,)).fetchone()
+        conn.execute(
+            _UPSERT_REVISION,
+            (
+                rev.revid,
+                rev.pageid,
+                rev.parentid,
+                rev.timestamp,
+                rev.user,
+                rev.userid,
+                rev.comment,
+                int(rev.minor),
+                rev.size,
+                rev.sha1,
+                json.dumps(rev.tags, ensure_ascii=False),
+                int(rev.texthidden),
+                int(rev.userhidden),
+                int(rev.commenthidden),
+                int(rev.sha1hidden),
+                int(rev.suppressed),
+            ),
+        )
+        if rev.user is not None and not rev.userhidden:
+            conn.execute(_UPSERT_USER, (rev.user, rev.userid))
+        # Replace the slot set as a whole: a re-fetch is the truth now.
+        conn.execute("DELETE FROM slots WHERE revid = ?", (rev.revid,))
+        for slot in rev.slots:
+            self._write_slot(conn, rev, slot)
+        return 0 if exists else 1
+
+    def _write_slot(self, conn: sqlite3.Connection, rev: RevisionRecord, slot: SlotRecord) -> None:
+        hidden = slot.texthidden or rev.texthidden
+        sha1 = None
+        if slot.text is not None and not hidden and not slot.missing:
+            sha1 = self.texts.put(slot.text, rev.pageid, slot.role, rev.revid)
+        conn.execute(
+            _INSERT_SLOT,
+            (
+                rev.revid,
+                slot.role,
+                slot.content_model,
+                slot.content_format,
+                slot.size,
+                slot.sha1,
+                sha1,
+                int(hidden),
+                int(slot.missing),
+            ),
+        )
+
+    # -- reading ----------------------------------------------------------------
+
+    def read_text(self, sha1: str) -> str:
+        return self.texts.get(sha1)
+
+    def revision_text(self, revid: int, role: str = "main") -> str | None:
+        """The text of a revision's slot, or None when hidden, missing or not stored."""
+        row = self.db.execute(
+            "SELECT text_sha1 FROM slots WHERE revid = ? AND role = ?", [revid, role]
+        ).fetchone()
+        if row is None or row[0] is None:
+            return None
+        return self.texts.get(row[0])
+
+    def count_revisions(self) -> int:
+        return int(self.db.execute("SELECT count(*) FROM revisions").fetchone()[0])
+
+    def count_pages(self) -> int:
+        return int(self.db.execute("SELECT count(*) FROM pages").fetchone()[0])
+
+    def iter_revisions(
+        self, *, namespaces: set[int] | None = None, current_only: bool = False
+    ) -> Iterator[StoredRevision]:
+        """Stored revisions, by pageid, oldest first within a page; streams from a cursor.
+
+        current_only: only each page's newest stored revision (by timestamp, revid).
+        """
+        where, params = "", []
+        if namespaces is not None:
+            where = f"WHERE p.ns IN ({', '.join('?' * len(namespaces))})"
+            params = sorted(namespaces)
+        if current_only:
+            # Driven by pages, one index probe each, instead of by every revision.
+            source = """pages p JOIN revisions r ON r.revid = (
+                SELECT r2.revid FROM revisions r2 WHERE r2.pageid = p.pageid
+                ORDER BY r2.timestamp DESC, r2.revid DESC LIMIT 1)"""
+        else:
+            source = "revisions r LEFT JOIN pages p ON p.pageid = r.pageid"
+        # A dedicated cursor: texts are read through the same connection meanwhile.
+        columns = ", ".join(REVISION_COLUMNS + SLOT_COLUMNS)
+        cursor = self.db.conn.execute(
+            f"SELECT {columns} FROM {source} LEFT JOIN slots s ON s.revid = r.revid {where}"
+            " ORDER BY r.pageid, r.timestamp, r.revid, s.role",
+            params,
+        )
+        n_rev = len(REVISION_COLUMNS)
+        for _, rows in itertools.groupby(cursor, key=lambda row: row[0]):
+            first, *rest = rows
+            yield stored_revision(first[:n_rev], [first[n_rev:], *(r[n_rev:] for r in rest)])
+
+    def iter_text_sha1s(self) -> Iterator[str]:
+        """Every stored text's sha1 (for checks: each must read back)."""
+        for row in self.db.conn.execute("SELECT sha1 FROM texts"):
+            yield row[0]
+
+
+def _state_json(state: dict[str, Any] | None) -> str | None:
+    return None if state is None else json.dumps(state, ensure_ascii=False, sort_keys=True)
+
+
+def _checkpoint(row: tuple[Any, ...]) -> Checkpoint:
+    name, state, done, items = row
+    return Checkpoint(
+        name=name,
+        state=None if state is None else json.loads(state),
+        done=bool(done),
+        items=int(items),
+    )
+
+
+def _int_or_none(value: bool | None) -> int | None:
+    return None if value is None else int(value)

@@ -1,0 +1,79 @@
+"""Plain records handed to the store by the crawler.
+
+They mirror what the MediaWiki Action API returns (formatversion=2), already
+decoded; the store never sees raw API JSON for revisions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class PageRecord:
+    """A page as far as it is known; None means "unknown", never "empty"."""
+
+    pageid: int
+    ns: int
+    title: str
+    is_redirect: bool | None = None
+    length: int | None = None
+    latest_revid: int | None = None
+    content_model: str | None = None
+    touched: str | None = None
+
+
+@dataclass
+class SlotRecord:
+    """One content slot of a revision (MCR); "main" holds the wikitext."""
+
+    role: str
+    content_model: str | None = None
+    content_format: str | None = None
+    size: int | None = None  # as the API gives it
+    sha1: str | None = None  # slot sha1 as the API gives it (40 hex), or None
+    text: str | None = None  # None when hidden or missing
+    texthidden: bool = False
+    missing: bool = False
+
+
+@dataclass
+class RevisionRecord:
+    """One revision with its metadata, deletion flags and slots."""
+
+    revid: int
+    pageid: int
+    parentid: int | None
+    timestamp: str  # ISO 8601 as the API gives it, e.g. "2026-11-22T19:07:58Z"
+    user: str | None
+    userid: int | None
+    comment: str | None
+    minor: bool
+    size: int | None
+    sha1: str | None  # revision sha1, 40 hex, as the API gives it
+    tags: list[str] = field(default_factory=list)
+    texthidden: bool = False
+    userhidden: bool = False
+    commenthidden: bool = False
+    sha1hidden: bool = False
+    suppressed: bool = False
+    slots: list[SlotRecord] = field(default_factory=list)
+
+
+@dataclass
+class RevisionBatch:
+    """What one crawl step stores atomically."""
+
+    pages: list[PageRecord]  # pages touched by this batch; often only pageid/ns/title known
+    revisions: list[RevisionRecord]
+
+
+@dataclass
+class Checkpoint:
+    """Resumable progress of one unit of crawl work."""
+
+    name: str
+    state: dict[str, Any] | None
+    done: bool
+    items: int

@@ -1,0 +1,314 @@
+"""Mirror: opening, schema, identity, siteinfo, runs, checkpoints and write_batch()."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from storage.errors import MirrorMismatchError, StorageError
+from storage.mirror import DB_NAME, Mirror
+from storage.records import PageRecord, RevisionBatch, RevisionRecord, SlotRecord
+from storage.schema import MIGRATIONS
+
+
+def rev(revid: int, pageid: int = 1, text: str | None = "text", **kw: Any) -> RevisionRecord:
+    fields: dict[str, Any] = {
+        "parentid": revid - 1 or None,
+        "timestamp": f"2024-01-01T00:00:{revid % 60:02d}Z",
+        "user": "Alice",
+        "userid": 5,
+        "comment": f"edit {revid}",
+        "minor": False,
+        "size": None if text is None else len(text.encode()),
+        "sha1": None,
+        "slots": [SlotRecord(role="main", content_model="wikitext", text=text)],
+    }
+    fields.update(kw)
+    return RevisionRecord(revid=revid, pageid=pageid, **fields)
+
+
+def batch(*revisions: RevisionRecord) -> RevisionBatch:
+    pageids = sorted({r.pageid for r in revisions})
+    return RevisionBatch([PageRecord(p, 0, f"Page {p}") for p in pageids], list(revisions))
+
+
+def count(mirror: Mirror, table: str) -> int:
+    return int(mirror.db.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
+
+
+@pytest.fixture
+def mirror(tmp_path: Path) -> Iterator[Mirror]:
+    with Mirror.open(tmp_path / "m", create=True) as m:
+        yield m
+
+
+# -- opening ------------------------------------------------------------------
+
+
+def test_open_without_create_needs_a_mirror(tmp_path: Path) -> None:
+    with pytest.raises(StorageError, match="no mirror at"):
+        Mirror.open(tmp_path / "absent", create=False)
+    assert not (tmp_path / "absent").exists()
+
+
+def test_not_sqlite_is_a_storage_error(tmp_path: Path) -> None:
+    (tmp_path / DB_NAME).write_bytes(b"this is not a database at all\n" * 200)
+    with pytest.raises(StorageError, match="not a usable mirror database"):
+        Mirror.open(tmp_path, create=False)
+
+
+def test_schema_is_recorded_and_reopening_keeps_data(tmp_path: Path) -> None:
+    with Mirror.open(tmp_path, create=True) as m:
+        m.set_meta("k", "v")
+        pragma = m.db.execute("PRAGMA journal_mode").fetchone()[0]
+        assert pragma == "wal"
+        rows = m.db.execute("SELECT version, name FROM _migrations ORDER BY version").fetchall()
+        assert [name for _, name in rows] == [name for name, _ in MIGRATIONS]
+        tables = set(m.db.table_names())
+        assert {"meta", "siteinfo", "namespaces", "namespace_aliases", "pages"} <= tables
+        assert {"revisions", "slots", "texts", "users", "checkpoints", "runs"} <= tables
+        assert {"latest_revisions", "user_edits"} <= set(m.db.view_names())
+    with Mirror.open(tmp_path, create=False) as m:
+        assert m.get_meta("k") == "v"
+        assert m.get_meta("nope") is None
+
+
+def test_older_mirror_is_migrated(tmp_path: Path) -> None:
+    with Mirror.open(tmp_path, create=True) as m:
+        last = len(MIGRATIONS)
+        m.db.execute("DROP INDEX idx_pages_ns_pageid")  # undo the last migration
+        m.db.execute("DELETE FROM _migrations WHERE version = ?", [last])
+    with Mirror.open(tmp_path, create=False) as m:
+        assert m.db.execute("SELECT max(version) FROM _migrations").fetchone()[0] == last
+        assert "idx_pages_ns_pageid" in {i.name for i in m.db.table("pages").indexes}
+
+
+def test_newer_schema_is_refused(tmp_path: Path) -> None:
+    with Mirror.open(tmp_path, create=True) as m:
+        m.db.execute("INSERT INTO _migrations VALUES (999, 'future', '')")
+    with pytest.raises(StorageError, match="newer harvester"):
+        Mirror.open(tmp_path, create=False)
+
+
+# -- identity, siteinfo, runs -----------------------------------------------------
+
+
+def test_bind_wiki_refuses_another_wiki(mirror: Mirror) -> None:
+    mirror.bind_wiki("enwiki@https://en.example.org", "https://en.example.org/w/api.php")
+    mirror.bind_wiki("enwiki@https://en.example.org", "https://en.example.org/w/api.php")
+    with pytest.raises(MirrorMismatchError) as err:
+        mirror.bind_wiki("dewiki@https://de.example.org", "https://de.example.org/w/api.php")
+    message = str(err.value)
+    assert "enwiki@https://en.example.org" in message and "dewiki" in message
+    assert "https://en.example.org/w/api.php" in message
+    assert not mirror.db.conn.in_transaction
+
+
+SITEINFO: dict[str, Any] = {
+    "general": {"wikiid": "testwiki", "server": "http://localhost", "sitename": "Test"},
+    "namespaces": {
+        "0": {"id": 0, "name": "", "case": "first-letter", "content": True, "subpages": False},
+        "1": {
+            "id": 1,
+            "name": "Talk",
+            "canonical": "Talk",
+            "case": "first-letter",
+            "subpages": True,
+            "content": False,
+        },
+        "4": {"id": 4, "name": "Testwiki", "canonical": "Project", "case": "first-letter"},
+    },
+    "namespacealiases": [{"id": 4, "alias": "TW"}],
+    "rightsinfo": {"url": "https://creativecommons.org/", "text": "CC BY-SA"},
+    "statistics": {"pages": 3, "edits": 10},
+}
+
+
+def test_save_siteinfo(mirror: Mirror) -> None:
+    mirror.save_siteinfo(SITEINFO)
+    assert mirror.get_siteinfo("general")["wikiid"] == "testwiki"
+    assert mirror.get_siteinfo("rightsinfo")["text"] == "CC BY-SA"
+    rows = mirror.db.execute("SELECT * FROM namespaces ORDER BY id").fetchall()
+    assert rows == [
+        (0, "", None, "first-letter", 1, 0),
+        (1, "Talk", "Talk", "first-letter", 0, 1),
+        (4, "Testwiki", "Project", "first-letter", 0, 0),
+    ]
+    assert mirror.db.execute("SELECT alias, id FROM namespace_aliases").fetchall() == [("TW", 4)]
+    # Saving again replaces, never duplicates.
+    mirror.save_siteinfo({**SITEINFO, "namespaces": {"0": SITEINFO["namespaces"]["0"]}})
+    assert count(mirror, "namespaces") == 1
+    assert count(mirror, "namespace_aliases") == 1
+
+
+def test_runs(mirror: Mirror) -> None:
+    run = mirror.start_run("crawl", {"workers": 4, "path": Path("/x")})
+    mirror.finish_run(run, "ok", {"revisions": 10})
+    row = mirror.db.execute("SELECT command, args, status, stats, finished FROM runs").fetchone()
+    assert row[:4] == ("crawl", '{"workers": 4, "path": "/x"}', "ok", '{"revisions": 10}')
+    assert row[4] is not None
+
+
+# -- checkpoints ------------------------------------------------------------------
+
+
+def test_checkpoints(mirror: Mirror) -> None:
+    assert mirror.get_checkpoint("revs:0") is None
+    mirror.create_checkpoints([("revs:0", {"start": 1}), ("revs:1", None), ("x_%", None)])
+    mirror.write_batch(batch(rev(1)), "revs:1", {"cont": "abc"}, False)
+    mirror.create_checkpoints([("revs:1", {"start": 99})])  # exists: keeps its progress
+    cp = mirror.get_checkpoint("revs:1")
+    assert cp is not None and cp.state == {"cont": "abc"} and cp.items == 1 and not cp.done
+    names = [c.name for c in mirror.list_checkpoints("revs:")]
+    assert names == ["revs:0", "revs:1"]
+    assert [c.name for c in mirror.list_checkpoints("x_%")] == ["x_%"]
+    assert mirror.list_checkpoints("x__") == []  # no LIKE wildcards
+
+
+def test_write_pages(mirror: Mirror) -> None:
+    pages = [PageRecord(1, 0, "A", is_redirect=False, length=10), PageRecord(2, 1, "Talk:A")]
+    mirror.write_pages(pages, "allpages:0", {"apcontinue": "B"}, False)
+    mirror.write_pages([PageRecord(3, 0, "C")], "allpages:0", None, True)
+    cp = mirror.get_checkpoint("allpages:0")
+    assert cp is not None and cp.items == 3 and cp.done and cp.state is None
+    assert mirror.count_pages() == 3
+
+
+# -- write_batch ------------------------------------------------------------------
+
+
+def test_write_batch_is_idempotent(mirror: Mirror) -> None:
+    b = batch(rev(1, text="one"), rev(2, text="two"), rev(3, pageid=2, text="three"))
+    assert mirror.write_batch(b, "cp", {"n": 1}, False) == 3
+    tables = ["pages", "revisions", "slots", "texts", "users"]
+    before = {t: count(mirror, t) for t in tables}
+    assert mirror.write_batch(b, "cp", {"n": 2}, True) == 0
+    assert {t: count(mirror, t) for t in tables} == before
+    cp = mirror.get_checkpoint("cp")
+    assert cp is not None and cp.items == 3 and cp.done and cp.state == {"n": 2}
+    # A batch that overlaps the stored ones counts only what is new.
+    assert mirror.write_batch(batch(rev(3, pageid=2, text="three"), rev(4)), "cp", None, True) == 1
+    assert mirror.get_checkpoint("cp").items == 4  # type: ignore[union-attr]
+    assert mirror.count_revisions() == 4
+
+
+def test_partial_page_keeps_known_fields(mirror: Mirror) -> None:
+    full = PageRecord(1, 0, "Old title", is_redirect=False, length=42, latest_revid=9,
+                      content_model="wikitext", touched="2024-01-01T00:00:00Z")  # fmt: skip
+    mirror.write_pages([full], "allpages", None, False)
+    mirror.write_batch(RevisionBatch([PageRecord(1, 0, "New title")], [rev(9)]), "r", None, False)
+    row = mirror.db.execute("SELECT * FROM pages").fetchone()
+    assert row == (1, 0, "New title", 0, 42, 9, "wikitext", "2024-01-01T00:00:00Z")
+    mirror.write_pages([PageRecord(1, 0, "New title", is_redirect=True)], "allpages", None, False)
+    assert mirror.db.execute("SELECT is_redirect, length FROM pages").fetchone() == (1, 42)
+
+
+def test_revision_fields_round_trip(mirror: Mirror) -> None:
+    r = rev(7, tags=["mw-undo", "visualeditor"], minor=True, sha1="a" * 40)
+    mirror.write_batch(batch(r), "cp", None, False)
+    row = mirror.db.execute(
+        "SELECT revid, pageid, parentid, timestamp, user, userid, comment, minor, size, sha1, tags"
+        " FROM revisions"
+    ).fetchone()
+    assert row == (7, 1, 6, "2024-01-01T00:00:07Z", "Alice", 5, "edit 7", 1, 4, "a" * 40,
+                   '["mw-undo", "visualeditor"]')  # fmt: skip
+    assert mirror.revision_text(7) == "text"
+    assert mirror.revision_text(7, "mediainfo") is None
+    assert mirror.revision_text(8) is None
+
+
+def test_hidden_flags_and_hidden_text(mirror: Mirror) -> None:
+    hidden = rev(
+        1,
+        text=None,
+        user=None,
+        userid=None,
+        comment=None,
+        sha1=None,
+        texthidden=True,
+        userhidden=True,
+        commenthidden=True,
+        sha1hidden=True,
+        suppressed=True,
+        slots=[SlotRecord(role="main", texthidden=True)],
+    )
+    # Even if a text came along with a hidden flag, the store keeps no copy of it.
+    leaked = rev(2, texthidden=True, slots=[SlotRecord(role="main", text="secret")])
+    mirror.write_batch(batch(hidden, leaked), "cp", None, False)
+    flags = mirror.db.execute(
+        "SELECT texthidden, userhidden, commenthidden, sha1hidden, suppressed FROM revisions"
+        " WHERE revid = 1"
+    ).fetchone()
+    assert flags == (1, 1, 1, 1, 1)
+    assert mirror.db.execute("SELECT text_sha1, texthidden FROM slots").fetchall() == [
+        (None, 1),
+        (None, 1),
+    ]
+    assert count(mirror, "texts") == 0
+    assert mirror.revision_text(1) is None
+
+
+def test_missing_slot(mirror: Mirror) -> None:
+    r = rev(1, slots=[SlotRecord(role="main", missing=True)])
+    mirror.write_batch(batch(r), "cp", None, False)
+    assert mirror.db.execute("SELECT missing, text_sha1 FROM slots").fetchone() == (1, None)
+
+
+def test_users_and_edit_counts(mirror: Mirror) -> None:
+    revisions = [rev(1), rev(2), rev(3, user="Bob", userid=6), rev(4, user=None, userid=None)]
+    revisions.append(rev(5, user=None, userid=None, userhidden=True))
+    mirror.write_batch(batch(*revisions), "cp", None, False)
+    mirror.write_batch(batch(*revisions), "cp", None, False)
+    assert mirror.db.execute("SELECT * FROM users ORDER BY name").fetchall() == [
+        ("Alice", 5),
+        ("Bob", 6),
+    ]
+    edits = mirror.db.execute("SELECT name, edits, first_revid FROM user_edits ORDER BY name")
+    assert edits.fetchall() == [("Alice", 2, 1), ("Bob", 1, 3)]
+
+
+def test_latest_revisions_view(mirror: Mirror) -> None:
+    mirror.save_siteinfo(SITEINFO)
+    mirror.write_batch(batch(rev(1), rev(5), rev(3, pageid=2)), "cp", None, False)
+    rows = mirror.db.execute(
+        "SELECT pageid, namespace, revid FROM latest_revisions ORDER BY pageid"
+    ).fetchall()
+    assert rows == [(1, "", 5), (2, "", 3)]
+
+
+def test_failed_batch_leaves_nothing(mirror: Mirror, monkeypatch: pytest.MonkeyPatch) -> None:
+    mirror.write_batch(batch(rev(1)), "cp", {"n": 1}, False)
+    original = mirror.texts.put
+    calls = 0
+
+    def failing_put(*args: Any) -> str:
+        nonlocal calls
+        calls += 1
+        if calls == 2:
+            raise RuntimeError("disk on fire")
+        return original(*args)
+
+    monkeypatch.setattr(mirror.texts, "put", failing_put)
+    with pytest.raises(RuntimeError):
+        mirror.write_batch(batch(rev(2, text="a"), rev(3, text="b")), "cp", {"n": 2}, False)
+    assert not mirror.db.conn.in_transaction
+    assert mirror.count_revisions() == 1 and count(mirror, "texts") == 1
+    cp = mirror.get_checkpoint("cp")
+    assert cp is not None and cp.state == {"n": 1} and cp.items == 1
+    monkeypatch.undo()
+    assert mirror.write_batch(batch(rev(2, text="a"), rev(3, text="b")), "cp", None, False) == 2
+
+
+def test_opening_needs_no_write_lock(tmp_path: Path) -> None:
+    with Mirror.open(tmp_path, create=True) as writer:
+        writer.write_batch(batch(rev(1)), "cp", None, False)
+        writer.db.execute("BEGIN IMMEDIATE")  # as if a batch were being written
+        start = time.monotonic()
+        with Mirror.open(tmp_path, create=False) as reader:
+            assert reader.count_revisions() == 1
+        assert time.monotonic() - start < 2
+        writer.db.execute("ROLLBACK")
