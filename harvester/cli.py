@@ -93,12 +93,14 @@ def command_crawl(args: argparse.Namespace) -> int:
     settings = settings_from(args)
     summary = trio.run(run_crawl, settings)
     if not settings.quiet:
-        per_k = 1000 * summary.requests / summary.new_revisions if summary.new_revisions else 0
+        ratio = ""
+        if summary.new_revisions:
+            per_k = 1000 * summary.requests / summary.new_revisions
+            ratio = f" ({per_k:.1f} per 1,000 new revisions)"
         print(
             f"crawl complete: {summary.pages:,} pages, {summary.revisions:,} revisions "
             f"({summary.new_revisions:,} new) from {summary.api_url} as {summary.identity}, "
-            f"{summary.requests:,} requests ({per_k:.1f} per 1,000 new revisions), "
-            f"{summary.seconds:.1f} s"
+            f"{summary.requests:,} requests{ratio}, {summary.seconds:.1f} s"
         )
     return EXIT_OK
 
