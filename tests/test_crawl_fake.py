@@ -64,6 +64,10 @@ async def test_full_history_with_hidden_fields_and_slots(tmp_path: Path) -> None
     records = export(tmp_path / "m")
     assert got(records) == expected(wiki)
     assert summary.revisions == 180 and summary.new_revisions == 180
+    with Mirror.open(tmp_path / "m", create=False) as mirror:
+        # the server's clock at crawl start, where a later sync catches up from
+        assert mirror.get_meta("crawl_started") == "2030-01-01T00:00:00Z"
+        assert mirror.get_siteinfo("general")["wikiid"] == "fakewiki"
     hidden = next(r for r in records if r["revid"] == wiki.pages[0].revisions[3].revid)
     assert "text" not in hidden and "user" not in hidden and "userid" not in hidden
     assert set(hidden["hidden"]) == {"text", "user"}

@@ -1,0 +1,40 @@
+"""The dependency direction of the design: jobs uses harvester and storage, which never
+import each other; storage is plain synchronous code (no httpx, no trio)."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+FORBIDDEN = {
+    "harvester": {"storage", "sqlite3", "sqlite_utils"},
+    "storage": {"harvester", "jobs", "httpx", "trio"},
+}
+
+
+def imported_roots(path: Path) -> set[str]:
+    roots = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            roots |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            roots.add(node.module.split(".")[0])
+    return roots
+
+
+@pytest.mark.parametrize("package", sorted(FORBIDDEN))
+def test_package_keeps_to_its_side(package: str) -> None:
+    for path in sorted((ROOT / package).glob("*.py")):
+        if package == "harvester" and path.name == "cli.py":
+            continue  # the CLI runs jobs, and jobs may see both sides
+        wrong = imported_roots(path) & FORBIDDEN[package]
+        assert not wrong, f"{path.relative_to(ROOT)} imports {sorted(wrong)}"
+
+
+def test_trio_run_is_called_only_by_the_cli() -> None:
+    callers = [p.relative_to(ROOT).as_posix() for pkg in ("harvester", "storage", "jobs")
+               for p in (ROOT / pkg).glob("*.py") if "trio.run(" in p.read_text(encoding="utf-8")]
+    assert callers == ["harvester/cli.py"]
