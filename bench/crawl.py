@@ -6,7 +6,8 @@ For each fixture scale: builds the fixture wiki (scripts/demo_wiki.py), dumps it
 with dumpBackup.php --full, compresses that XML with 7z -mx=9 for reference,
 then runs `harvester crawl` as a separate process anonymously and logged in
 (bot password), at concurrency 1 and 4. Requests are counted at the server
-(php -S access log); CPU time and peak RSS come from the child's rusage.
+(php -S access log); CPU time and peak RSS are the crawl process's own, taken
+by a small wrapper process (see RUSAGE_WRAPPER).
 Prints a table; a benchmark, not a test.
 """
 
@@ -34,6 +35,15 @@ import demo_wiki  # noqa: E402
 from tests.ground_truth import parse_dump  # noqa: E402
 
 API_LINE = re.compile(r"\]: (GET|POST) /api\.php")
+# The crawl runs under this small wrapper: a child's peak RSS includes the memory of
+# the process it was forked from, so it must not be forked from this (large) one.
+RUSAGE_WRAPPER = (
+    "import json, resource, subprocess, sys\n"
+    "code = subprocess.call(sys.argv[1:])\n"
+    "usage = resource.getrusage(resource.RUSAGE_CHILDREN)\n"
+    "print(json.dumps({'code': code, 'maxrss_kb': usage.ru_maxrss,"
+    " 'cpu_s': usage.ru_utime + usage.ru_stime}), file=sys.stderr)\n"
+)
 
 
 def api_requests(log: Path) -> int:
@@ -63,16 +73,16 @@ def run_crawl(
     command = [sys.executable, "-m", "harvester", "crawl", api, "--mirror", str(mirror),
                "--quiet", "--max-rps", "0", "--max-rpm", "0", *extra]
     started = time.monotonic()
-    process = subprocess.Popen(command, cwd=ROOT, env=env, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(process.pid, 0)
+    done = subprocess.run([sys.executable, "-c", RUSAGE_WRAPPER, *command], cwd=ROOT, env=env,
+                          stderr=subprocess.PIPE, text=True)
     wall = time.monotonic() - started
-    stderr = process.stderr.read().decode() if process.stderr else ""
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"crawl failed: {stderr}")
+    usage = json.loads(done.stderr.strip().splitlines()[-1])
+    if usage["code"] != 0:
+        raise SystemExit(f"crawl failed: {done.stderr}")
     return {
         "wall_s": wall,
-        "cpu_s": usage.ru_utime + usage.ru_stime,
-        "peak_rss_mb": usage.ru_maxrss / 1024,
+        "cpu_s": usage["cpu_s"],
+        "peak_rss_mb": usage["maxrss_kb"] / 1024,
         "requests": api_requests(log) - before,
         "mirror_bytes": directory_bytes(mirror),
     }
@@ -92,10 +102,13 @@ def bench_scale(scale: int, cache: Path | None, work: Path) -> list[dict[str, An
     else:
         wiki = demo_wiki.build_fixture_wiki(target, scale=scale)
     dump = demo_wiki.dump_backup(wiki, work / f"dump-{scale}.xml")
-    records = list(parse_dump(dump))
-    revisions = len(records)
+    revisions = 0
+    pages: dict[int, int] = {}
+    for record in parse_dump(dump):  # streamed: this process stays small
+        revisions += 1
+        pages[record["pageid"]] = record["ns"]
     pages_per_ns: dict[int, int] = {}
-    for _, ns in {(r["pageid"], r["ns"]) for r in records}:
+    for ns in pages.values():
         pages_per_ns[ns] = pages_per_ns.get(ns, 0) + 1
     seven = seven_zip_bytes(dump, work)
     bot = demo_wiki.load_manifest(wiki)["bot_password"]
