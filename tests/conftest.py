@@ -111,3 +111,12 @@ def shared_server(
 @pytest.fixture
 def wiki_server(fixture_wiki: demo_wiki.Wiki, tmp_path: Path) -> Iterator[demo_wiki.WikiServer]:
     yield from _serve_copy(fixture_wiki, tmp_path / "wiki")
+
+
+@pytest.fixture
+def changer(wiki_server: demo_wiki.WikiServer) -> Iterator[Any]:
+    """A logged-in ``wiki_changes.WikiChanger`` (Admin, every grant) on the wiki_server copy."""
+    import wiki_changes  # from scripts/, like demo_wiki
+
+    with wiki_changes.WikiChanger(wiki_server.wiki, wiki_server.api_url) as wiki_changer:
+        yield wiki_changer
