@@ -1,0 +1,241 @@
+"""Read queries over a mirror: pages, histories, one revision's text, statistics.
+
+Every query here is driven by an index (see docs/schema.md for the plans):
+a title lookup is one probe of pages(ns, title), a history walks
+revisions(pageid, timestamp, revid), and a text read decompresses one short
+delta chain, so reading any revision of any mirror takes milliseconds.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from .errors import InvalidQueryError, NotInMirrorError, TextHiddenError
+from .mirror import DB_NAME, Mirror
+from .stored import REVISION_COLUMNS, SLOT_COLUMNS, StoredRevision, stored_revision
+from .titles import TitleParser
+
+
+@dataclass
+class PageRow:
+    pageid: int
+    ns: int
+    title: str
+    is_redirect: bool | None
+    length: int | None  # bytes of the latest text, as the wiki reported it
+    revisions: int  # stored revisions
+    latest_timestamp: str | None
+
+
+_PAGE_COLUMNS = """p.pageid, p.ns, p.title, p.is_redirect, p.length,
+    (SELECT count(*) FROM revisions r WHERE r.pageid = p.pageid),
+    (SELECT max(timestamp) FROM revisions r WHERE r.pageid = p.pageid)"""
+
+
+def _page_row(row: tuple[Any, ...]) -> PageRow:
+    pageid, ns, title, is_redirect, length, revisions, latest = row
+    redirect = None if is_redirect is None else bool(is_redirect)
+    return PageRow(pageid, ns, title, redirect, length, int(revisions), latest)
+
+
+def title_parser(mirror: Mirror) -> TitleParser:
+    return TitleParser.from_db(mirror.db.conn)
+
+
+def find_page(mirror: Mirror, title: str) -> PageRow:
+    """The page with this title (normalised as MediaWiki does), or NotInMirrorError."""
+    ns, full = title_parser(mirror).parse(title)
+    # Two pageids can share a title for a while (a page moved between two
+    # crawls): the one edited last is the page under that title now.
+    row = mirror.db.conn.execute(
+        f"SELECT {_PAGE_COLUMNS} FROM pages p WHERE p.ns = ? AND p.title = ?"
+        " ORDER BY 7 DESC LIMIT 1",
+        (ns, full),
+    ).fetchone()
+    if row is None:
+        # Only the first letter is case-insensitive on most wikis; a near miss
+        # is worth naming (this scans the namespace, but only on failure).
+        near = mirror.db.conn.execute(
+            "SELECT title FROM pages WHERE ns = ? AND title = ? COLLATE NOCASE LIMIT 1", (ns, full)
+        ).fetchone()
+        hint = f" (did you mean {near[0]!r}?)" if near else ""
+        raise NotInMirrorError(f"no page {full!r} in the mirror{hint}")
+    return _page_row(row)
+
+
+def list_pages(
+    mirror: Mirror,
+    *,
+    ns: int | None = None,
+    prefix: str | None = None,
+    redirects: bool | None = None,
+    limit: int | None = None,
+) -> Iterator[PageRow]:
+    """Pages by namespace and title; ``prefix`` may name a namespace ("Talk:A")."""
+    where: list[str] = []
+    params: list[Any] = []
+    if prefix:
+        ns, start = title_parser(mirror).parse_prefix(prefix, 0 if ns is None else ns)
+        # A range, not LIKE or substr(): it walks the (ns, title) index.
+        where.append("p.ns = ? AND p.title >= ? AND p.title < ?")
+        params += [ns, start, start + "\U0010ffff"]
+    elif ns is not None:
+        where.append("p.ns = ?")
+        params.append(ns)
+    if redirects is not None:
+        where.append("coalesce(p.is_redirect, 0) = ?")
+        params.append(int(redirects))
+    sql = f"SELECT {_PAGE_COLUMNS} FROM pages p"
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    sql += " ORDER BY p.ns, p.title"
+    if limit is not None:
+        sql += " LIMIT ?"
+        params.append(limit)
+    for row in mirror.db.conn.execute(sql, params):
+        yield _page_row(row)
+
+
+# -- revisions ------------------------------------------------------------------
+
+
+def _revisions(mirror: Mirror, inner: str, params: list[Any]) -> Iterator[StoredRevision]:
+    """Revisions picked by ``inner`` (a SELECT of revisions rows, ordered), with their slots."""
+    columns = ", ".join(REVISION_COLUMNS + SLOT_COLUMNS)
+    cursor = mirror.db.conn.execute(
+        f"SELECT {columns} FROM ({inner}) r LEFT JOIN pages p ON p.pageid = r.pageid"
+        " LEFT JOIN slots s ON s.revid = r.revid"
+        " ORDER BY r.timestamp DESC, r.revid DESC, s.role",
+        params,
+    )
+    n_rev = len(REVISION_COLUMNS)
+    for _, rows in itertools.groupby(cursor, key=lambda row: row[0]):
+        first, *rest = rows
+        yield stored_revision(first[:n_rev], [first[n_rev:], *(r[n_rev:] for r in rest)])
+
+
+def history(mirror: Mirror, pageid: int, limit: int | None = None) -> Iterator[StoredRevision]:
+    """A page's stored revisions, newest first (timestamp, then revid)."""
+    inner = "SELECT * FROM revisions WHERE pageid = ? ORDER BY timestamp DESC, revid DESC"
+    params: list[Any] = [pageid]
+    if limit is not None:
+        inner += " LIMIT ?"
+        params.append(limit)
+    return _revisions(mirror, inner, params)
+
+
+def revision(mirror: Mirror, revid: int) -> StoredRevision:
+    found = next(_revisions(mirror, "SELECT * FROM revisions WHERE revid = ?", [revid]), None)
+    if found is None:
+        raise NotInMirrorError(f"no revision {revid} in the mirror")
+    return found
+
+
+def latest_revision(mirror: Mirror, page: PageRow) -> StoredRevision:
+    found = next(history(mirror, page.pageid, 1), None)
+    if found is None:
+        raise NotInMirrorError(f"the mirror has no revision of {page.title!r}")
+    return found
+
+
+def revision_at(mirror: Mirror, page: PageRow, timestamp: str) -> StoredRevision:
+    """The revision that was current at ``timestamp`` (normalised by parse_timestamp)."""
+    inner = (
+        "SELECT * FROM revisions WHERE pageid = ? AND timestamp <= ?"
+        " ORDER BY timestamp DESC, revid DESC LIMIT 1"
+    )
+    found = next(_revisions(mirror, inner, [page.pageid, timestamp]), None)
+    if found is None:
+        raise NotInMirrorError(f"{page.title!r} did not exist yet at {timestamp} in the mirror")
+    return found
+
+
+def parse_timestamp(text: str) -> str:
+    """A timestamp in the mirror's format (``2024-01-31T12:00:00Z``) from ISO 8601 input.
+
+    A date alone means its midnight; a time without a zone means UTC, the
+    wiki's timestamps being UTC.
+    """
+    try:
+        moment = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise InvalidQueryError(
+            f"{text!r} is not a timestamp (expected e.g. 2024-01-31 or 2024-01-31T12:00:00Z)"
+        ) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def slot_text(mirror: Mirror, rev: StoredRevision, role: str = "main") -> str:
+    """The text of a revision's slot; TextHiddenError or NotInMirrorError when there is none."""
+    slot = rev.slot(role)
+    where = f"revision {rev.revid} of {rev.title!r}"
+    if slot is None:
+        roles = ", ".join(s.role for s in rev.slots) or "none"
+        raise NotInMirrorError(f"{where} has no slot {role!r} (slots: {roles})")
+    if rev.texthidden or slot.texthidden:
+        raise TextHiddenError(f"the text of {where} is hidden on the wiki; the mirror has no copy")
+    if slot.missing:
+        raise NotInMirrorError(f"the text of {where} is missing on the wiki itself")
+    if slot.text_sha1 is None:
+        raise NotInMirrorError(f"the text of {where} was not fetched into the mirror")
+    return mirror.read_text(slot.text_sha1)
+
+
+# -- statistics -----------------------------------------------------------------
+
+
+def mirror_stats(mirror: Mirror) -> dict[str, Any]:
+    """Counts, sizes and the last crawl, as one JSON-ready dict (see `harvester stats`)."""
+    def one(sql: str) -> int:
+        return int(mirror.db.conn.execute(sql).fetchone()[0] or 0)
+
+    namespaces = [
+        {"ns": ns, "name": name, "pages": pages, "revisions": revisions}
+        for ns, name, pages, revisions in mirror.db.conn.execute(
+            """SELECT p.ns, n.name, count(*),
+                      sum((SELECT count(*) FROM revisions r WHERE r.pageid = p.pageid))
+               FROM pages p LEFT JOIN namespaces n ON n.id = p.ns
+               GROUP BY p.ns ORDER BY p.ns"""
+        )
+    ]
+    # Every revision's texts in full, as an XML dump would hold them, versus the
+    # distinct texts, versus what the compressed store takes.
+    raw = one("SELECT sum(t.size) FROM slots s JOIN texts t ON t.sha1 = s.text_sha1")
+    distinct = one("SELECT sum(size) FROM texts")
+    stored = one("SELECT sum(length(data)) FROM texts")
+    files = sum(
+        path.stat().st_size
+        for path in (mirror.directory / name for name in (DB_NAME, DB_NAME + "-wal"))
+        if path.exists()
+    )
+    return {
+        "mirror": os.fspath(mirror.directory),
+        "pages": one("SELECT count(*) FROM pages"),
+        "revisions": one("SELECT count(*) FROM revisions"),
+        "editors": one("SELECT count(DISTINCT user) FROM revisions WHERE user IS NOT NULL"),
+        "namespaces": namespaces,
+        "texts": one("SELECT count(*) FROM texts"),
+        "text_bytes": raw,
+        "distinct_text_bytes": distinct,
+        "stored_text_bytes": stored,
+        "file_bytes": files,
+        "compression_ratio": round(raw / stored, 1) if stored else None,
+        "last_run": _last_run(mirror),
+    }
+
+
+def _last_run(mirror: Mirror) -> dict[str, Any] | None:
+    row = mirror.db.conn.execute(
+        "SELECT command, started, finished, status FROM runs"
+        " WHERE command IN ('crawl', 'sync') ORDER BY id DESC LIMIT 1"
+    ).fetchone()
+    if row is None:
+        return None
+    return dict(zip(("command", "started", "finished", "status"), row, strict=True))

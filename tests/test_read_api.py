@@ -1,0 +1,40 @@
+"""The notebook API (storage/reader.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from storage.errors import NotInMirrorError, StorageError
+from storage.reader import Revision, open_mirror
+from tests.read_mirror import MAIN_1, MAIN_3, build
+
+
+def test_reader(tmp_path: Path) -> None:
+    build(tmp_path / "m")
+    with open_mirror(tmp_path / "m") as m:
+        assert [p.title for p in m.pages(ns=0)] == ["Main Page", "Zebra"]
+        assert m.page("main_Page").revisions == 3
+        revisions = list(m.history("Main Page"))
+        assert all(isinstance(r, Revision) for r in revisions)
+        assert [r.revid for r in revisions] == [12, 11, 10]
+        assert revisions[0].userhidden and revisions[0].user is None
+        assert revisions[0].text == MAIN_3 and revisions[-1].text == MAIN_1
+        assert "Revision 12 of 'Main Page'" in repr(revisions[0])
+        hidden = m.revision(41)
+        assert hidden.texthidden and hidden.text is None
+        assert m.revision(50).slot_text("extra") == '{"a": 1}'
+        assert m.text("Main Page", at="2024-01-15") == MAIN_1
+        with pytest.raises(StorageError, match="hidden"):
+            m.text("TW:About")
+        with pytest.raises(NotInMirrorError):
+            m.page("Nope")
+        assert [h.title for h in m.search("zebras")] == ["Main Page"]
+        assert m.stats()["revisions"] == 9
+        assert m.sql("SELECT title FROM pages WHERE pageid = ?", [3]) == [{"title": "Zebra"}]
+
+
+def test_open_mirror_needs_a_mirror(tmp_path: Path) -> None:
+    with pytest.raises(StorageError, match="no mirror at"):
+        open_mirror(tmp_path / "nothing")
