@@ -15,3 +15,15 @@ class MirrorMismatchError(StorageError):
 
 class MirrorLockedError(StorageError):
     """Another process holds the mirror's lock."""
+
+
+class InvalidQueryError(StorageError):
+    """What the reader asked for cannot be a title, timestamp or search query."""
+
+
+class NotInMirrorError(StorageError):
+    """The page, revision or slot asked for is not in the mirror."""
+
+
+class TextHiddenError(StorageError):
+    """The text asked for was hidden on the wiki (revision deletion): the mirror has no copy."""

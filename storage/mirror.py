@@ -11,6 +11,7 @@ import itertools
 import json
 import sqlite3
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -105,6 +106,12 @@ class Mirror:
             # Another process touching the mirror while a batch commits (say
             # `harvester status` during a crawl) waits instead of failing at once.
             db.execute("PRAGMA busy_timeout=10000")
+            # Text hidden or deleted on the wiki must not survive in the file's
+            # free pages once storage/changes.py has removed it: SQLite then
+            # zeroes what it frees. Cost, 3,000 Anarchism revisions (CPU time,
+            # median of 6): write_batch within noise (it frees almost nothing);
+            # a reconcile that purges one text 67 -> 77 ms.
+            db.execute("PRAGMA secure_delete=ON")
             version = schema_version(db)
             if version > len(MIGRATIONS):
                 raise StorageError(
@@ -146,6 +153,26 @@ class Mirror:
     def _rollback(self) -> None:
         if self.db.conn.in_transaction:
             self.db.conn.execute("ROLLBACK")
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction on the mirror's connection: committed, or rolled back."""
+        self._begin()
+        try:
+            yield self.db.conn
+            self._commit()
+        except BaseException:
+            self._rollback()
+            raise
+
+    def scrub_wal(self) -> bool:
+        """Copy the WAL into the database and truncate it; False if a reader prevented it.
+
+        The WAL keeps the page images of earlier commits, including texts that
+        have since been removed, until it is checkpointed and reset.
+        """
+        busy = self.db.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+        return not busy
 
     # -- meta and the wiki's identity -------------------------------------------
 
@@ -384,8 +411,20 @@ class Mirror:
             return None
         return self.texts.get(row[0])
 
-    def count_revisions(self) -> int:
-        return int(self.db.execute("SELECT count(*) FROM revisions").fetchone()[0])
+    def count_revisions(
+        self, *, namespaces: set[int] | None = None, current_only: bool = False
+    ) -> int:
+        """How many revisions iter_revisions() yields with the same filters."""
+        if namespaces is None and not current_only:
+            return int(self.db.execute("SELECT count(*) FROM revisions").fetchone()[0])
+        # current_only: one revision per page that has any.
+        what = "count(DISTINCT r.pageid)" if current_only else "count(*)"
+        sql = f"SELECT {what} FROM revisions r JOIN pages p ON p.pageid = r.pageid"
+        params: list[int] = []
+        if namespaces is not None:
+            sql += f" WHERE p.ns IN ({', '.join('?' * len(namespaces))})"
+            params = sorted(namespaces)
+        return int(self.db.execute(sql, params).fetchone()[0])
 
     def count_pages(self) -> int:
         return int(self.db.execute("SELECT count(*) FROM pages").fetchone()[0])

@@ -162,11 +162,93 @@ def _index_pages_by_namespace(db: sqlite_utils.Database) -> None:
     db.table("pages").create_index(["ns", "pageid"])
 
 
+# A page's latest revision is its newest by (timestamp, revid), as in export
+# --current-only: imported revisions can carry a higher revid than newer edits.
+_LATEST_REVID = """(SELECT r2.revid FROM revisions r2 WHERE r2.pageid = p.pageid
+                    ORDER BY r2.timestamp DESC, r2.revid DESC LIMIT 1)"""
+
+
+def _create_reading(db: sqlite_utils.Database) -> None:
+    db.execute("DROP VIEW latest_revisions")
+    db.create_view(
+        "latest_revisions",
+        f"""
+        SELECT p.pageid, p.ns, n.name AS namespace, p.title,
+               r.revid, r.timestamp, r.user
+        FROM pages p
+        JOIN revisions r ON r.revid = {_LATEST_REVID}
+        LEFT JOIN namespaces n ON n.id = p.ns
+        """,
+    )
+    db.create_view(
+        "page_history",
+        """
+        SELECT r.revid, r.pageid, p.ns, n.name AS namespace, p.title, r.parentid,
+               r.timestamp, r.user, r.comment, r.minor, r.size, r.tags,
+               r.texthidden, r.userhidden, r.commenthidden
+        FROM revisions r
+        JOIN pages p ON p.pageid = r.pageid
+        LEFT JOIN namespaces n ON n.id = p.ns
+        """,
+    )
+    # Correlated subqueries rather than GROUP BY: a LIMIT (Datasette shows 100
+    # rows) then costs 100 index probes, not a pass over every revision.
+    db.create_view(
+        "page_summary",
+        """
+        SELECT p.pageid, p.ns, n.name AS namespace, p.title, p.is_redirect, p.length,
+               (SELECT count(*) FROM revisions r WHERE r.pageid = p.pageid) AS revisions,
+               (SELECT min(timestamp) FROM revisions r WHERE r.pageid = p.pageid) AS first_edit,
+               (SELECT max(timestamp) FROM revisions r WHERE r.pageid = p.pageid) AS last_edit
+        FROM pages p
+        LEFT JOIN namespaces n ON n.id = p.ns
+        """,
+    )
+    # Edits by one user, distinct editors (stats), and the user_edits view.
+    db.table("revisions").create_index(["user"])
+    # Full-text search over the latest text of each page (storage/search.py keeps
+    # it current, lazily). rowid = pageid; search_indexed says which revision and
+    # title each entry was made from.
+    db.execute(
+        "CREATE VIRTUAL TABLE search_index USING fts5("
+        "title, text, tokenize = 'unicode61 remove_diacritics 2')"
+    )
+    db.table("search_indexed").create(
+        {"pageid": int, "revid": int, "title": str, "text_sha1": str}, pk="pageid"
+    )
+    # A text removed from the store (hidden or deleted on the wiki) must not live
+    # on in the index's copy until the next search.
+    db.table("search_indexed").create_index(["text_sha1"])
+    db.execute(
+        """CREATE TRIGGER search_forget_text AFTER DELETE ON texts BEGIN
+            DELETE FROM search_index WHERE rowid IN
+                (SELECT pageid FROM search_indexed WHERE text_sha1 = OLD.sha1);
+            DELETE FROM search_indexed WHERE text_sha1 = OLD.sha1;
+        END"""
+    )
+
+
+def _create_sync(db: sqlite_utils.Database) -> None:
+    # Pages deleted on the wiki: the page row moves here, with the log entry.
+    db.table("tombstones").create(
+        {"pageid": int, "ns": int, "title": str, "deleted_at": str, "log": str}, pk="pageid"
+    )
+    # recentchanges entries already applied by sync (the walk overlaps itself).
+    db.table("sync_rcids").create({"rcid": int, "timestamp": str}, pk="rcid")
+    db.table("sync_rcids").create_index(["timestamp"])
+    # Garbage collection of texts: "does any slot still use this text?" and
+    # "which texts are deltas against this one?" must not scan whole tables.
+    db.table("slots").create_index(["text_sha1"])
+    db.table("texts").create_index(["base"])
+
+
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("catalogue", _create_catalogue),
     ("revisions", _create_revisions),
     ("views", _create_views),
     ("pages by namespace and pageid", _index_pages_by_namespace),
+    ("reading: views, user index, search index", _create_reading),
+    ("sync: tombstones, applied rcids, text reference indexes", _create_sync),
 ]
 
 
