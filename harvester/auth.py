@@ -13,6 +13,7 @@ class Identity:
     name: str
     anonymous: bool
     high_limits: bool  # the apihighlimits right: 500 revisions with content per request
+    rights: frozenset[str] = frozenset()
 
 
 async def whoami(client: ApiClient) -> Identity:
@@ -22,6 +23,7 @@ async def whoami(client: ApiClient) -> Identity:
         name=str(info.get("name", "")),
         anonymous=bool(info.get("anon", False)),
         high_limits="apihighlimits" in info.get("rights", []),
+        rights=frozenset(str(r) for r in info.get("rights", [])),
     )
 
 

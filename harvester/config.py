@@ -100,15 +100,32 @@ def check_value(key: str, value: Any, origin: str) -> Any:
     return value
 
 
+WIKI_TABLE = "wiki"
+# A [[wiki]] table takes the settings of one wiki, plus its name and the names of
+# the environment variables holding its secrets (never the secrets themselves).
+WIKI_KEYS = {
+    "name", "api", "mirror", "namespaces", "contact", "user", "password_env", "oauth_token_env",
+    "concurrency", "max_requests_per_second", "max_requests_per_minute", "maxlag",
+    "max_retries", "request_timeout", "quiet",
+}
+
+
 def build_settings(
     config_file: Path | None, overrides: dict[str, Any], env: dict[str, str] | None = None
 ) -> Settings:
     """Config file values, then command-line values (those that are not None)."""
+    data = load_toml(config_file) if config_file is not None else {}
+    data.pop(WIKI_TABLE, None)
+    return settings_from_values(data, str(config_file), overrides, env)
+
+
+def settings_from_values(
+    data: dict[str, Any], origin: str, overrides: dict[str, Any], env: dict[str, str] | None
+) -> Settings:
     env = dict(os.environ) if env is None else env
     settings = Settings()
-    if config_file is not None:
-        for key, value in load_toml(config_file).items():
-            setattr(settings, key, check_value(key, value, str(config_file)))
+    for key, value in data.items():
+        setattr(settings, key, check_value(key, value, origin))
     for key, value in overrides.items():
         if value is not None:
             setattr(settings, key, check_value(key, value, "command line"))
@@ -116,6 +133,33 @@ def build_settings(
     settings.oauth_token = env.get(TOKEN_ENV) or settings.oauth_token
     validate(settings)
     return settings
+
+
+def wiki_settings(
+    config_file: Path, overrides: dict[str, Any], env: dict[str, str] | None = None
+) -> list[tuple[str, Settings]]:
+    """Each ``[[wiki]]`` table of the file as (name, settings); top-level keys are defaults."""
+    env = dict(os.environ) if env is None else env
+    data = load_toml(config_file)
+    tables = data.pop(WIKI_TABLE, None)
+    if not isinstance(tables, list) or not tables:
+        raise ConfigError(f"{config_file}: --all needs [[wiki]] tables, and there are none")
+    found = []
+    for index, table in enumerate(tables, 1):
+        origin = f"{config_file}: [[wiki]] number {index}"
+        if not isinstance(table, dict):
+            raise ConfigError(f"{origin} is not a table")
+        unknown = sorted(set(table) - WIKI_KEYS)
+        if unknown:
+            raise ConfigError(f"{origin}: unknown key '{unknown[0]}'")
+        values = {**data, **table}
+        name = str(values.pop("name", f"wiki {index}"))
+        # this wiki's secrets come from the variables it names, not the shared ones
+        secrets = {PASSWORD_ENV: values.pop("password_env", None),
+                   TOKEN_ENV: values.pop("oauth_token_env", None)}
+        wiki_env = {key: env.get(str(var), "") for key, var in secrets.items() if var}
+        found.append((name, settings_from_values(values, origin, overrides, wiki_env)))
+    return found
 
 
 def validate(settings: Settings) -> None:

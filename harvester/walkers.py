@@ -121,3 +121,79 @@ async def walk_page_history(
     }
     async for response, nxt in iterate_query(client, params, resume):
         yield response.get("query", {}).get("pages", []), nxt
+
+
+# Revision metadata without content: what reconciling a page against the wiki compares.
+METADATA_PROPS = "ids|flags|timestamp|user|userid|comment|size|sha1|tags|slotsize|slotsha1|roles"
+RC_PROPS = "title|ids|timestamp|loginfo"
+
+
+async def oldest_recent_change(client: ApiClient) -> str | None:
+    """The timestamp of the oldest entry recentchanges still holds (None when empty)."""
+    data = await client.call({"action": "query", "list": "recentchanges", "rcdir": "newer",
+                              "rclimit": "1", "rcprop": "timestamp", "rctype": "edit|new|log"})
+    changes = data.get("query", {}).get("recentchanges", [])
+    return str(changes[0]["timestamp"]) if changes else None
+
+
+async def walk_recent_changes(
+    client: ApiClient, *, start: str, namespaces: list[int] | None, resume: Continue | None
+) -> AsyncIterator[Chunk]:
+    """Edits, page creations and log events since ``start``, oldest first."""
+    params: dict[str, Any] = {
+        "action": "query", "list": "recentchanges", "rcdir": "newer", "rcstart": start,
+        "rctype": "edit|new|log", "rcprop": RC_PROPS, "rclimit": "max",
+    }
+    if namespaces is not None:
+        params["rcnamespace"] = pipe(namespaces)
+    async for response, nxt in iterate_query(client, params, resume):
+        yield response.get("query", {}).get("recentchanges", []), nxt
+
+
+async def fetch_revisions(client: ApiClient, revids: list[int]) -> Items:
+    """The given revisions with content and their pages' info, by revision id."""
+    params = {
+        "action": "query", "prop": "info|revisions", "revids": pipe(revids),
+        "rvprop": REVISION_PROPS, "rvslots": "*",
+    }
+    pages: Items = []
+    async for response, _ in iterate_query(client, params):
+        pages.extend(response.get("query", {}).get("pages", []))
+    return pages
+
+
+async def fetch_history_metadata(
+    client: ApiClient, *, pageid: int | None = None, title: str | None = None
+) -> tuple[dict[str, Any], Items]:
+    """A page's info and the metadata of its whole current history (no content).
+
+    The page dict has ``missing`` set when the page does not exist (deleted).
+    """
+    params: dict[str, Any] = {
+        "action": "query", "prop": "info|revisions", "rvprop": METADATA_PROPS,
+        "rvslots": "*", "rvlimit": "max", "rvdir": "newer",
+    }
+    if pageid is not None:
+        params["pageids"] = str(pageid)
+    else:
+        params["titles"] = title
+    page: dict[str, Any] = {}
+    revisions: Items = []
+    async for response, _ in iterate_query(client, params):
+        for found in response.get("query", {}).get("pages", []):
+            page = {**page, **{k: v for k, v in found.items() if k != "revisions"}}
+            revisions.extend(found.get("revisions", []))
+    return page, revisions
+
+
+async def walk_log_events(
+    client: ApiClient, *, log_type: str, start: str
+) -> AsyncIterator[Chunk]:
+    """Log events of one type since ``start``, oldest first (e.g. the suppression log,
+    which never appears in recentchanges and needs the suppressionlog right)."""
+    params = {
+        "action": "query", "list": "logevents", "letype": log_type, "ledir": "newer",
+        "lestart": start, "leprop": "ids|title|type|timestamp|details", "lelimit": "max",
+    }
+    async for response, nxt in iterate_query(client, params):
+        yield response.get("query", {}).get("logevents", []), nxt

@@ -35,7 +35,9 @@ def slot_record(role: str, slot: dict[str, Any]) -> SlotRecord:
     return SlotRecord(
         role=role,
         content_model=slot.get("contentmodel"),
-        content_format=slot.get("contentformat"),
+        # A login that may view hidden text still gets it flagged; the mirror keeps
+        # neither the text nor its format, whoever fetched it.
+        content_format=None if hidden else slot.get("contentformat"),
         size=_int(slot.get("size")),
         sha1=slot.get("sha1") if isinstance(slot.get("sha1"), str) else None,
         text=None if hidden or missing else _text(slot),

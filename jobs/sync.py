@@ -1,0 +1,347 @@
+"""``harvester sync``: bring a mirror up to date from the wiki's recentchanges.
+
+The mirror's high-water mark (the server time its data is known to be current
+at; after a crawl, the crawl's start) minus a small overlap is where the walk
+over recentchanges starts; entries are deduplicated by rcid. Edits and page
+creations are fetched by revision id; every page touched by a log event
+(move, deletion, undeletion, revision deletion, merge, import, ...) is
+*reconciled*: its current history metadata is fetched and the store made to
+match it, so the outcome does not depend on the order or kind of the events,
+only on the wiki's state now. Everything applied is idempotent, so a sync
+killed at any point and run again converges to the same mirror.
+
+When recentchanges no longer reaches back to the high-water mark (wikis keep
+about 90 days), a catch-up walk replaces it: list=allrevisions from the mark,
+then a reconciliation of the page catalogue.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from harvester.budget import PoliteBudget
+from harvester.client import ApiClient, open_client
+from harvester.config import Settings
+from harvester.errors import ConfigError, first_cause
+from harvester.walkers import (
+    fetch_history_metadata,
+    fetch_revisions,
+    oldest_recent_change,
+    walk_allrevisions,
+    walk_log_events,
+    walk_page_catalogue,
+    walk_recent_changes,
+)
+from jobs.convert import catalogue_pages, page_record, pages_to_batch, revision_record
+from jobs.crawl import authenticate, budget_for, check_etiquette, client_settings
+from jobs.streams import format_ts, parse_ts
+from jobs.writer import SerialWriter
+from storage import changes
+from storage.lock import MirrorLock
+from storage.mirror import Mirror
+
+log = logging.getLogger("harvester.sync")
+
+# Entries can land in recentchanges a little after their timestamp (replication
+# lag, slow transactions); re-reading this much and deduplicating by rcid
+# catches them.
+OVERLAP = timedelta(minutes=5)
+CHECKPOINT = "sync/apply"
+REVIDS_PER_REQUEST = 50  # the API's multi-value limit; 500 with apihighlimits
+
+# Log events and what they mean for the mirror. Each listed (type, action) makes
+# the page it names be reconciled against the wiki; "target" also reconciles the
+# page named in the event's parameters.
+RECONCILE = {
+    ("move", "move"): "moved", ("move", "move_redir"): "moved",
+    ("delete", "delete"): "deleted", ("suppress", "delete"): "deleted",
+    ("delete", "restore"): "undeleted",
+    ("delete", "revision"): "revision hidden", ("suppress", "revision"): "revision hidden",
+    ("merge", "merge"): "merged",
+    ("import", "upload"): "imported", ("import", "interwiki"): "imported",
+    ("protect", "protect"): "protection", ("protect", "modify"): "protection",
+    ("protect", "unprotect"): "protection", ("protect", "move_prot"): "protection",
+    ("contentmodel", "change"): "content model", ("contentmodel", "new"): "content model",
+    ("pagelang", "pagelang"): "page language",
+    ("upload", "upload"): "file", ("upload", "overwrite"): "file",
+    ("upload", "revert"): "file",
+    ("tag", "update"): "tags",
+}
+# Skipped on purpose: they change nothing the mirror holds (accounts, blocks,
+# rights, patrolling, thanks, log-entry visibility) or arrive as an edit or
+# page-creation entry of their own (create/create).
+SKIPPED_LOG_TYPES = {
+    "newusers", "block", "rights", "patrol", "thanks", "create", "managetags",
+    "abusefilter", "spamblacklist", "gblblock", "gblrights", "notifytranslators",
+}
+SKIPPED_LOG_EVENTS = {("delete", "event"), ("suppress", "event"), ("suppress", "block"),
+                      ("suppress", "reblock")}
+
+
+@dataclass
+class SyncSummary:
+    mode: str = "recentchanges"
+    applied: Counter[str] = field(default_factory=Counter)
+    requests: int = 0
+    seconds: float = 0.0
+    high_water: str = ""
+
+    def describe(self) -> str:
+        kinds = ", ".join(f"{n:,} {kind}" for kind, n in sorted(self.applied.items()))
+        changes_text = kinds or "no changes"
+        return (f"sync ({self.mode}): {changes_text}; {self.requests:,} requests, "
+                f"{self.seconds:.1f} s; current as of {self.high_water}")
+
+
+@dataclass
+class SyncContext:
+    client: ApiClient
+    mirror: Mirror
+    writer: SerialWriter
+    summary: SyncSummary
+    revids_per_request: int = REVIDS_PER_REQUEST
+    sees_suppressions: bool = False
+
+
+def shifted(timestamp: str, delta: timedelta) -> str:
+    return format_ts(parse_ts(timestamp) + delta)
+
+
+async def sync_all(
+    wikis: list[tuple[str, Settings]], *, transport: httpx.AsyncBaseTransport | None = None
+) -> list[tuple[str, SyncSummary | Exception]]:
+    """Sync each wiki in turn with one polite budget per host; a failure stops only its wiki."""
+    budgets: dict[str, PoliteBudget] = {}
+    results: list[tuple[str, SyncSummary | Exception]] = []
+    for name, settings in wikis:
+        try:
+            summary = await run_sync(settings, transport=transport, budgets=budgets)
+        except BaseExceptionGroup as group:
+            cause = first_cause(group)
+            if not isinstance(cause, Exception):
+                raise
+            results.append((name, cause))
+        except Exception as exc:  # reported per wiki; the others still run
+            results.append((name, exc))
+        else:
+            results.append((name, summary))
+    return results
+
+
+async def run_sync(
+    settings: Settings, *, transport: httpx.AsyncBaseTransport | None = None,
+    budgets: dict[str, PoliteBudget] | None = None,
+) -> SyncSummary:
+    if not settings.mirror:
+        raise ConfigError("sync needs --mirror DIR")
+    directory = Path(settings.mirror)
+    began = time.monotonic()
+    # the lock first: a second sync or crawl of this mirror stops before any request
+    with MirrorLock(directory, create=False), Mirror.open(directory, create=False) as mirror:
+        api_url = mirror.get_meta("api_url")
+        start = mirror.get_meta("sync_high_water") or mirror.get_meta("crawl_started")
+        if api_url is None or start is None or not crawl_finished(mirror):
+            raise ConfigError(f"{directory} has no finished crawl: run `harvester crawl` first")
+        host = httpx.URL(api_url).host
+        check_etiquette(settings, host)
+        budgets = {} if budgets is None else budgets
+        budget = budgets.setdefault(host, budget_for(settings, host))
+        requests_before = budget.stats.requests
+        async with open_client(api_url, budget, client_settings(settings), transport) as client:
+            client.api_url = api_url
+            rights: frozenset[str] = frozenset()
+            if settings.user or settings.oauth_token:
+                rights = (await authenticate(client, settings)).rights
+            ctx = SyncContext(client, mirror, SerialWriter(), SyncSummary(),
+                              REVIDS_PER_REQUEST * (10 if "apihighlimits" in rights else 1),
+                              sees_suppressions="suppressionlog" in rights)
+            await sync_from(ctx, start, crawl_namespaces(mirror))
+            ctx.summary.requests = budget.stats.requests - requests_before
+    ctx.summary.seconds = time.monotonic() - began
+    return ctx.summary
+
+
+def crawl_finished(mirror: Mirror) -> bool:
+    checkpoints = mirror.list_checkpoints("crawl/")
+    return bool(checkpoints) and all(cp.done for cp in checkpoints)
+
+
+def crawl_namespaces(mirror: Mirror) -> list[int] | None:
+    """The namespaces the crawl was limited to, or None when it took them all."""
+    revisions = mirror.list_checkpoints("crawl/revisions/")
+    if revisions and revisions[0].state:
+        spec = revisions[0].state.get("spec", {})
+        return spec.get("namespaces")
+    plan = json.loads(mirror.get_meta("crawl_plan") or "{}")
+    return plan.get("namespaces")
+
+
+async def sync_from(ctx: SyncContext, high_water: str, namespaces: list[int] | None) -> None:
+    start = shifted(high_water, -OVERLAP)
+    oldest = await oldest_recent_change(ctx.client)
+    if oldest is None or oldest > start:
+        # recentchanges does not reach back far enough: changes may have expired
+        ctx.summary.mode = "catch-up, recentchanges expired"
+        await catch_up(ctx, high_water, namespaces)
+        return
+    ctx.summary.high_water = high_water
+    async for entries, _ in walk_recent_changes(
+        ctx.client, start=start, namespaces=namespaces, resume=None
+    ):
+        await apply_entries(ctx, entries)
+    if ctx.sees_suppressions:
+        await apply_suppressions(ctx, start)
+
+
+async def apply_suppressions(ctx: SyncContext, start: str) -> None:
+    """Suppressions never reach recentchanges; with the suppressionlog right their log
+    shows them. (Without it nothing does: the README says so.)"""
+    async for events, _ in walk_log_events(ctx.client, log_type="suppress", start=start):
+        for event in events:
+            if event.get("action") in ("revision", "delete") and event.get("title"):
+                ctx.summary.applied["suppressed"] += 1
+                await reconcile_title(ctx, str(event["title"]), dict(event))
+
+
+async def apply_entries(ctx: SyncContext, entries: list[dict[str, Any]]) -> None:
+    """Apply one response's worth of recentchanges, then record them as applied."""
+    seen = await ctx.writer.run(changes.seen_rcids, ctx.mirror, [e["rcid"] for e in entries])
+    fresh = [e for e in entries if e["rcid"] not in seen]
+    revids = [int(e["revid"]) for e in fresh if e.get("type") in ("edit", "new") and e.get("revid")]
+    await fetch_and_store(ctx, revids)
+    for entry in fresh:
+        if entry.get("type") in ("edit", "new"):
+            ctx.summary.applied["edits" if entry["type"] == "edit" else "new pages"] += 1
+        elif entry.get("type") == "log":
+            await apply_log_event(ctx, entry)
+    if entries:
+        newest = max(str(e["timestamp"]) for e in entries)
+        ctx.summary.high_water = max(ctx.summary.high_water, newest)
+        items = [(int(e["rcid"]), str(e["timestamp"])) for e in fresh]
+        await ctx.writer.run(changes.record_rcids, ctx.mirror, items, ctx.summary.high_water)
+        await ctx.writer.run(changes.prune_rcids, ctx.mirror,
+                             shifted(ctx.summary.high_water, -2 * OVERLAP))
+
+
+async def fetch_and_store(ctx: SyncContext, revids: list[int]) -> None:
+    """Fetch revisions with content, as many per request as the API allows."""
+    step = ctx.revids_per_request
+    for i in range(0, len(revids), step):
+        pages = await fetch_revisions(ctx.client, revids[i:i + step])
+        await ctx.writer.run(ctx.mirror.write_batch, pages_to_batch(pages), CHECKPOINT,
+                             None, False)
+
+
+async def apply_log_event(ctx: SyncContext, entry: dict[str, Any]) -> None:
+    event = (str(entry.get("logtype")), str(entry.get("logaction")))
+    params = entry.get("logparams") or {}
+    if event == ("renameuser", "renameuser"):
+        old, new = params.get("olduser"), params.get("newuser")
+        if old and new:
+            await ctx.writer.run(changes.rename_user, ctx.mirror, str(old), str(new))
+            ctx.summary.applied["user renames"] += 1
+        return
+    kind = RECONCILE.get(event)
+    if kind is None:
+        if event[0] not in SKIPPED_LOG_TYPES and event not in SKIPPED_LOG_EVENTS:
+            log.info("skipping log event %s/%s on %s", *event, entry.get("title"))
+        return
+    ctx.summary.applied[kind] += 1
+    titles = [str(entry["title"])]
+    for key in ("target_title", "dest_title"):  # moves and merges name a second page
+        if params.get(key):
+            titles.append(str(params[key]))
+    for title in titles:
+        await reconcile_title(ctx, title, entry)
+
+
+async def reconcile_title(ctx: SyncContext, title: str, entry: dict[str, Any] | None) -> None:
+    page, revisions = await fetch_history_metadata(ctx.client, title=title)
+    if page.get("missing") or "pageid" not in page:
+        stored = await ctx.writer.run(stored_pageid, ctx.mirror, title)
+        if stored is not None:
+            tombstone = {"log": entry, "title": title}
+            await ctx.writer.run(changes.delete_page, ctx.mirror, stored, tombstone)
+        return
+    await reconcile_page(ctx, page, revisions)
+
+
+async def reconcile_page(
+    ctx: SyncContext, page: dict[str, Any], revisions: list[dict[str, Any]]
+) -> None:
+    record = page_record(page)
+    current = [revision_record(record.pageid, rev) for rev in revisions]
+    result = await ctx.writer.run(changes.reconcile_page, ctx.mirror, record, current)
+    await fetch_and_store(ctx, sorted(result.missing))
+
+
+def stored_pageid(mirror: Mirror, title: str) -> int | None:
+    row = mirror.db.execute("select pageid from pages where title = ?", [title]).fetchone()
+    return None if row is None else int(row[0])
+
+
+async def catch_up(ctx: SyncContext, high_water: str, namespaces: list[int] | None) -> None:
+    """Without recentchanges: new revisions by time, then every page checked by its info."""
+    started_at = await server_time(ctx.client)
+    async for pages, _ in walk_allrevisions(
+        ctx.client, namespaces=namespaces, start=shifted(high_water, -OVERLAP), end=None,
+        resume=None,
+    ):
+        new = await ctx.writer.run(ctx.mirror.write_batch, pages_to_batch(pages), CHECKPOINT,
+                                   None, False)
+        ctx.summary.applied["revisions"] += new
+    live: set[int] = set()
+    for ns in namespaces if namespaces is not None else await stored_namespaces(ctx):
+        async for pages, _ in walk_page_catalogue(ctx.client, ns, None):
+            for page in catalogue_pages(pages):
+                live.add(page.pageid)
+                if await ctx.writer.run(page_differs, ctx.mirror, page):
+                    meta_page, revisions = await fetch_history_metadata(
+                        ctx.client, pageid=page.pageid)
+                    await reconcile_page(ctx, meta_page, revisions)
+                    ctx.summary.applied["pages reconciled"] += 1
+    gone = await ctx.writer.run(pages_not_in, ctx.mirror, live, namespaces)
+    for pageid in gone:
+        await ctx.writer.run(changes.delete_page, ctx.mirror, pageid,
+                             {"log": None, "reason": "absent from the wiki at catch-up"})
+        ctx.summary.applied["pages deleted"] += 1
+    ctx.summary.high_water = started_at
+    await ctx.writer.run(changes.record_rcids, ctx.mirror, [], started_at)
+
+
+async def server_time(client: ApiClient) -> str:
+    data = await client.call({"action": "query", "curtimestamp": "1"})
+    return str(data["curtimestamp"])
+
+
+async def stored_namespaces(ctx: SyncContext) -> list[int]:
+    rows = await ctx.writer.run(
+        lambda: ctx.mirror.db.execute("select id from namespaces where id >= 0").fetchall())
+    return [int(row[0]) for row in rows]
+
+
+def page_differs(mirror: Mirror, page: Any) -> bool:
+    """True when the catalogue entry disagrees with the wiki (renamed, edited, new)."""
+    row = mirror.db.execute(
+        "select title, latest_revid, (select max(revid) from revisions where pageid = ?) "
+        "from pages where pageid = ?", [page.pageid, page.pageid]).fetchone()
+    if row is None:
+        return True
+    title, latest, stored_max = row
+    return bool(title != page.title or latest != page.latest_revid
+                or stored_max != page.latest_revid)
+
+
+def pages_not_in(mirror: Mirror, live: set[int], namespaces: list[int] | None) -> list[int]:
+    rows = mirror.db.execute("select pageid, ns from pages").fetchall()
+    return [int(pageid) for pageid, ns in rows
+            if pageid not in live and (namespaces is None or ns in namespaces)]

@@ -1,0 +1,219 @@
+"""`harvester sync` against a real MediaWiki: after any change, sync equals a fresh crawl."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trio
+
+from harvester.config import Settings
+from jobs.crawl import run_crawl
+from jobs.sync import run_sync
+from tests.test_crawl_mediawiki import crawl_settings, export_records
+
+pytestmark = pytest.mark.mediawiki
+ROOT = Path(__file__).resolve().parent.parent
+MARKER = "Zyxwvut-hidden-marker"
+
+
+def sync_settings(mirror: Path, **extra: Any) -> Settings:
+    values: dict[str, Any] = {"mirror": str(mirror), "quiet": True,
+                              "max_requests_per_second": 0, "max_requests_per_minute": 0, **extra}
+    return Settings(**values)
+
+
+def comparable(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return sorted(records, key=lambda r: r["revid"])
+
+
+async def assert_sync_equals_fresh_crawl(api_url: str, synced: Path, fresh: Path) -> None:
+    await run_crawl(crawl_settings(api_url, fresh))
+    ours, theirs = comparable(export_records(synced)), comparable(export_records(fresh))
+    assert [r["revid"] for r in ours] == [r["revid"] for r in theirs]
+    differing = [(a, b) for a, b in zip(ours, theirs, strict=True) if a != b]
+    assert not differing, str(differing[0])[:1500]
+
+
+async def test_sync_follows_edits_moves_deletions_and_hiding(
+    wiki_server: Any, changer: Any, tmp_path: Path
+) -> None:
+    mirror = tmp_path / "mirror"
+    await run_crawl(crawl_settings(wiki_server.api_url, mirror))
+    # edits and creations, as registered and anonymous users
+    changer.create("Sync new page", "Brand new.")
+    changer.edit("Sync new page", "Brand new, edited.", "second", minor=True)
+    changer.edit("Sync new page", "Brand new, edited again.", "anon", as_anonymous=True)
+    secret_revid = changer.edit("Sync new page", f"Oops: {MARKER}", "secret text")
+    changer.edit("Sync new page", "Cleaned up.", "remove it")
+    # moves with and without a redirect left behind
+    changer.create("Sync move A", "A")
+    changer.create("Sync move B", "B")
+    changer.move("Sync move A", "Sync moved A", leave_redirect=True)
+    changer.move("Sync move B", "Sync moved B", leave_redirect=False)
+    # deletion, and a deletion undone
+    changer.create("Sync doomed", f"Doomed {MARKER}")
+    changer.create("Sync phoenix", "Rises again")
+    changer.delete("Sync doomed")
+    changer.delete("Sync phoenix")
+    changer.undelete("Sync phoenix")
+    # revision deletion of text, user and comment
+    changer.hide_revision(secret_revid, text=True, user=True, comment=True)
+    summary = await run_sync(sync_settings(mirror))
+    assert summary.mode == "recentchanges"
+    assert summary.applied["moved"] == 2 and summary.applied["deleted"] == 2
+    await assert_sync_equals_fresh_crawl(wiki_server.api_url, mirror, tmp_path / "fresh")
+    for path in mirror.iterdir():  # hidden and deleted text is gone from the store's bytes
+        assert MARKER.encode() not in path.read_bytes(), path
+    again = await run_sync(sync_settings(mirror))
+    assert sum(again.applied.values()) == 0 and again.requests <= 2
+
+
+async def test_sync_follows_merges_imports_and_renames(
+    wiki_server: Any, changer: Any, tmp_path: Path
+) -> None:
+    import wiki_changes
+
+    mirror = tmp_path / "mirror"
+    await run_crawl(crawl_settings(wiki_server.api_url, mirror))
+    changer.create("Sync merge source", "old content")
+    changer.create("Sync merge dest", "newer content")
+    changer.merge_history("Sync merge source", "Sync merge dest")
+    changer.import_pages(wiki_changes.old_revisions_xml("Sync imported", 4, 2001))
+    changer.protect("Sync merge dest")
+    changer.create("Sync model", "{}")
+    changer.change_content_model("Sync model", "json")
+    summary = await run_sync(sync_settings(mirror))
+    assert summary.applied["merged"] == 1 and summary.applied["imported"] == 1
+    await assert_sync_equals_fresh_crawl(wiki_server.api_url, mirror, tmp_path / "fresh")
+
+
+async def test_user_rename_is_followed(wiki_server: Any, changer: Any, tmp_path: Path) -> None:
+    mirror = tmp_path / "mirror"
+    await run_crawl(crawl_settings(wiki_server.api_url, mirror))
+    changer.rename_user("Alice", "Alicia")
+    summary = await run_sync(sync_settings(mirror))
+    assert summary.applied["user renames"] == 1
+    users = {r.get("user") for r in export_records(mirror)}
+    assert "Alicia" in users and "Alice" not in users
+    await assert_sync_equals_fresh_crawl(wiki_server.api_url, mirror, tmp_path / "fresh")
+
+
+async def test_expired_recentchanges_fall_back_to_catch_up(
+    wiki_server: Any, changer: Any, tmp_path: Path
+) -> None:
+    mirror = tmp_path / "mirror"
+    await run_crawl(crawl_settings(wiki_server.api_url, mirror))
+    changer.create("Sync late page", "x")
+    changer.edit("Sync late page", "y", "edit")
+    changer.create("Sync gone", "z")
+    changer.delete("Sync gone")
+    changer.set_rc_max_age(1)
+    changer.expire_recent_changes()
+    summary = await run_sync(sync_settings(mirror))
+    assert summary.mode.startswith("catch-up")
+    await assert_sync_equals_fresh_crawl(wiki_server.api_url, mirror, tmp_path / "fresh")
+
+
+def test_second_sync_on_a_locked_mirror_exits_at_once(wiki_server: Any, tmp_path: Path) -> None:
+    from jobs.outcome import EXIT_LOCKED
+    from storage.lock import MirrorLock
+
+    mirror = tmp_path / "mirror"
+    trio.run(run_crawl, crawl_settings(wiki_server.api_url, mirror))
+    with MirrorLock(mirror):
+        done = subprocess.run([sys.executable, "-m", "harvester", "sync", "--mirror", str(mirror)],
+                              cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert done.returncode == EXIT_LOCKED, done.stderr
+    assert "in use" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_sync_all_keeps_going_past_a_broken_wiki(wiki_server: Any, tmp_path: Path) -> None:
+    good = tmp_path / "good"
+    trio.run(run_crawl, crawl_settings(wiki_server.api_url, good))
+    config = tmp_path / "wikis.toml"
+    config.write_text(
+        "max_requests_per_second = 0\n"
+        f'[[wiki]]\nname = "broken"\nmirror = "{tmp_path / "never-crawled"}"\n'
+        f'[[wiki]]\nname = "good"\nmirror = "{good}"\n'
+    )
+    done = subprocess.run([sys.executable, "-m", "harvester", "sync", "--all", "--config",
+                           str(config)], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode != 0
+    assert "broken:" in done.stderr and "good: sync (recentchanges)" in done.stdout
+
+
+async def test_suppression_is_followed_with_the_suppression_log(
+    wiki_server: Any, changer: Any, tmp_path: Path
+) -> None:
+    import demo_wiki
+    import wiki_changes
+
+    mirror = tmp_path / "mirror"
+    await run_crawl(crawl_settings(wiki_server.api_url, mirror))
+    changer.create("Sync suppressed", f"Private: {MARKER}")
+    revid = changer.edit("Sync suppressed", "Public again.", "fix")
+    first = next(r for r in changer.recent_changes() if r.get("title") == "Sync suppressed")
+    changer.hide_revision(first["revid"], text=True, suppress=True)
+    assert revid != first["revid"]
+    # reading the suppression log takes the suppressionlog right and, for a bot
+    # password, the viewrestrictedlogs grant
+    wiki_changes.grant_rights(wiki_server.wiki, ["suppressionlog"])
+    user, secret = demo_wiki.create_bot_password(
+        wiki_server.wiki, appid="oversee",
+        grants=("basic", "highvolume", "oversight", "viewrestrictedlogs"))
+    summary = await run_sync(sync_settings(mirror, user=user, password=secret))
+    assert summary.applied["suppressed"] == 1
+    for path in mirror.iterdir():
+        assert MARKER.encode() not in path.read_bytes(), path
+    await assert_sync_equals_fresh_crawl(wiki_server.api_url, mirror, tmp_path / "fresh")
+
+
+def test_changes_during_a_long_crawl_are_caught_by_the_next_sync(
+    wiki_server: Any, changer: Any, tmp_path: Path
+) -> None:
+    mirror = tmp_path / "mirror"
+    crawl = subprocess.Popen(
+        [sys.executable, "-m", "harvester", "crawl", wiki_server.api_url, "--mirror",
+         str(mirror), "--quiet", "--max-rps", "8"], cwd=ROOT, stderr=subprocess.PIPE)
+    # the fixture's first pages by time are long crawled when these land
+    changer.edit("Rock 'n' roll", "Rewritten during the crawl.", "during crawl")
+    changer.create("Sync during crawl", "new while crawling")
+    changer.move("Sync during crawl", "Sync during crawl (moved)", leave_redirect=False)
+    changer.delete("Ελληνική γλώσσα")
+    assert crawl.wait(timeout=300) == 0
+    trio.run(run_sync, sync_settings(mirror))
+    trio.run(assert_sync_equals_fresh_crawl, wiki_server.api_url, mirror, tmp_path / "fresh")
+
+
+def test_sigkill_during_sync_then_sync_again(
+    wiki_server: Any, changer: Any, tmp_path: Path
+) -> None:
+    import os
+    import signal
+    import time
+
+    mirror = tmp_path / "mirror"
+    trio.run(run_crawl, crawl_settings(wiki_server.api_url, mirror))
+    for i in range(40):
+        changer.edit(f"Sync kill {i % 8}", f"Version {i} of page {i % 8}.", f"edit {i}")
+    changer.move("Sync kill 1", "Sync kill 1 moved", leave_redirect=True)
+    changer.delete("Sync kill 2")
+    kills = 0
+    for delay in (0.4, 0.8, 1.2):
+        process = subprocess.Popen(
+            [sys.executable, "-m", "harvester", "sync", "--mirror", str(mirror), "--quiet",
+             "--max-rps", "10"], cwd=ROOT)
+        time.sleep(delay)
+        if process.poll() is None:
+            os.kill(process.pid, signal.SIGKILL)
+            kills += 1
+        process.wait()
+    assert kills >= 1
+    done = subprocess.run([sys.executable, "-m", "harvester", "sync", "--mirror", str(mirror)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    trio.run(assert_sync_equals_fresh_crawl, wiki_server.api_url, mirror, tmp_path / "fresh")
