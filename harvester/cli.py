@@ -16,7 +16,7 @@ from pathlib import Path
 import trio
 
 from harvester import __version__
-from harvester.config import Settings, build_settings, parse_namespaces
+from harvester.config import Settings, build_settings, parse_namespaces, wiki_settings
 from harvester.errors import ConfigError, first_cause
 
 
@@ -29,6 +29,20 @@ def add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
 
 
+def add_connection(parser: argparse.ArgumentParser) -> None:
+    """How to talk to the wiki: identity, login and the polite budget."""
+    parser.add_argument("--contact", help="URL or e-mail sent in the User-Agent")
+    parser.add_argument("--user", metavar="NAME@APP",
+                        help="bot password login (secret from $HARVESTER_PASSWORD)")
+    parser.add_argument("--max-rps", type=float, dest="max_requests_per_second", metavar="N",
+                        help="requests per second ceiling (0: none)")
+    parser.add_argument("--max-rpm", type=int, dest="max_requests_per_minute", metavar="N",
+                        help="requests per minute ceiling (0: none)")
+    parser.add_argument("--maxlag", type=int, metavar="SECONDS")
+    parser.add_argument("--max-retries", type=int, metavar="N")
+    parser.add_argument("--timeout", type=float, dest="request_timeout", metavar="SECONDS")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="harvester", description="Dump and mirror MediaWiki wikis through the Action API."
@@ -39,29 +53,72 @@ def build_parser() -> argparse.ArgumentParser:
     crawl = commands.add_parser("crawl", help="copy every revision of a wiki into a mirror")
     crawl.add_argument("api", nargs="?", metavar="URL", help="api.php URL or any page of the wiki")
     add_common(crawl)
-    crawl.add_argument("--contact", help="URL or e-mail sent in the User-Agent")
-    crawl.add_argument("--user", metavar="NAME@APP",
-                       help="bot password login (secret from $HARVESTER_PASSWORD)")
+    add_connection(crawl)
     crawl.add_argument("--namespaces", metavar="0,1,...", type=parse_namespaces_arg)
     crawl.add_argument("--current-only", action="store_true", default=None,
                        help="only the latest revision of each page")
     crawl.add_argument("--concurrency", type=int, metavar="N")
-    crawl.add_argument("--max-rps", type=float, dest="max_requests_per_second", metavar="N",
-                       help="requests per second ceiling (0: none)")
-    crawl.add_argument("--max-rpm", type=int, dest="max_requests_per_minute", metavar="N",
-                       help="requests per minute ceiling (0: none)")
-    crawl.add_argument("--maxlag", type=int, metavar="SECONDS")
-    crawl.add_argument("--max-retries", type=int, metavar="N")
-    crawl.add_argument("--timeout", type=float, dest="request_timeout", metavar="SECONDS")
     crawl.add_argument("--history-mode", choices=["auto", "allrevisions", "pages"])
 
-    export = commands.add_parser("export", help="write the mirror's revisions as JSON lines")
+    sync = commands.add_parser("sync", help="bring a mirror up to date from recentchanges")
+    add_common(sync)
+    add_connection(sync)
+    sync.add_argument("--all", action="store_true",
+                      help="sync every [[wiki]] of the --config file in turn")
+
+    export = commands.add_parser(
+        "export", help="write the mirror's revisions as JSON lines or MediaWiki XML")
     add_common(export)
-    export.add_argument("--format", choices=["jsonl"], default="jsonl")
-    export.add_argument("--output", "-o", metavar="FILE", help="default: standard output")
+    export.add_argument("--format", choices=["jsonl", "xml"], default="jsonl",
+                        help="jsonl (default) or xml (MediaWiki export schema 0.11)")
+    export.add_argument("--output", "-o", metavar="FILE",
+                        help="default: standard output; .gz, .bz2, .zst compress")
     export.add_argument("--namespaces", metavar="0,1,...", type=parse_namespaces_arg)
-    export.add_argument("--current-only", action="store_true", default=None)
+    export.add_argument("--current-only", action="store_true", default=None,
+                        help="only the latest revision of each page")
+    add_read_commands(commands)
     return parser
+
+
+def add_read_commands(commands: argparse._SubParsersAction) -> None:
+    """pages, history, show, search, stats: reading the mirror (jobs/read.py)."""
+
+    def reader(name: str, help_text: str) -> argparse.ArgumentParser:
+        sub: argparse.ArgumentParser = commands.add_parser(name, help=help_text)
+        add_common(sub)
+        sub.add_argument("--json", action="store_true", help="JSON output, for scripts")
+        return sub
+
+    pages = reader("pages", "list the mirror's pages")
+    pages.add_argument("--namespace", type=int, metavar="N")
+    pages.add_argument("--prefix", metavar="P", help="titles starting with P ('Talk:A' works)")
+    pages.add_argument("--redirects", action=argparse.BooleanOptionalAction, default=None,
+                       help="only redirects (--no-redirects: none); default both")
+    pages.add_argument("--limit", type=positive_int, metavar="N")
+    history = reader("history", "list the revisions of a page, newest first")
+    history.add_argument("title", metavar="TITLE")
+    history.add_argument("--limit", type=positive_int, metavar="N")
+    show = reader("show", "print the text of a page's latest (or a given) revision")
+    show.add_argument("title", nargs="?", metavar="TITLE")
+    when = show.add_mutually_exclusive_group()
+    when.add_argument("--rev", type=int, metavar="ID", help="this revision")
+    when.add_argument("--at", metavar="TIMESTAMP", help="the revision current at this time (UTC)")
+    show.add_argument("--slot", default="main", metavar="ROLE", help="content slot (default main)")
+    search = reader("search", "full-text search of titles and latest texts (SQLite FTS5)")
+    search.add_argument("query", metavar="QUERY")
+    search.add_argument("--namespace", type=int, metavar="N")
+    search.add_argument("--limit", type=positive_int, default=20, metavar="N")
+    reader("stats", "counts, sizes and the last crawl of the mirror")
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive whole number, not {text!r}")
+    return value
 
 
 def parse_namespaces_arg(text: str) -> list[int]:
@@ -105,20 +162,69 @@ def command_crawl(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def command_sync(args: argparse.Namespace) -> int:
+    from jobs.outcome import EXIT_OK, describe, exit_code_for
+    from jobs.sync import run_sync, sync_all
+
+    if not args.all:
+        settings = settings_from(args)
+        summary = trio.run(run_sync, settings)
+        if not settings.quiet:
+            print(summary.describe())
+        return EXIT_OK
+    if args.config is None:
+        raise ConfigError("sync --all reads its wikis from --config FILE")
+    overrides = {k: v for k, v in vars(args).items() if k in SETTING_KEYS and k != "mirror"}
+    wikis = wiki_settings(args.config, overrides)
+    code = EXIT_OK
+    for name, result in trio.run(sync_all, wikis):
+        if isinstance(result, Exception):
+            print(f"harvester: {name}: {describe(result)}", file=sys.stderr)
+            code = code or exit_code_for(result)
+        elif not args.quiet:
+            print(f"{name}: {result.describe()}")
+    return code
+
+
 def command_export(args: argparse.Namespace) -> int:
     from jobs.export import run_export
     from jobs.outcome import EXIT_OK
 
     settings = settings_from(args)
     count = run_export(settings, args.format, args.output)
-    if not settings.quiet and args.output:
+    if not settings.quiet and args.output not in (None, "-"):
         print(f"exported {count:,} revisions to {args.output}", file=sys.stderr)
+    return EXIT_OK
+
+
+def command_read(args: argparse.Namespace) -> int:
+    from jobs import read
+    from jobs.outcome import EXIT_OK
+
+    directory = settings_from(args).mirror
+    assert directory is not None
+    out = sys.stdout
+    if args.command == "pages":
+        read.run_pages(directory, out, ns=args.namespace, prefix=args.prefix,
+                       redirects=args.redirects, limit=args.limit, as_json=args.json)
+    elif args.command == "history":
+        read.run_history(directory, out, args.title, limit=args.limit, as_json=args.json)
+    elif args.command == "show":
+        read.run_show(directory, out, args.title, revid=args.rev, at=args.at, slot=args.slot,
+                      as_json=args.json)
+    elif args.command == "search":
+        read.run_search(directory, out, args.query, ns=args.namespace, limit=args.limit,
+                        as_json=args.json, quiet=bool(args.quiet))
+    else:
+        read.run_stats(directory, out, as_json=args.json)
     return EXIT_OK
 
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "crawl": command_crawl,
+    "sync": command_sync,
     "export": command_export,
+    **dict.fromkeys(["pages", "history", "show", "search", "stats"], command_read),
 }
 
 

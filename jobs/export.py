@@ -1,27 +1,112 @@
-"""``harvester export``: stream the mirror out as JSON lines."""
+"""``harvester export``: stream the mirror out as JSON lines or MediaWiki XML.
+
+The output file's suffix picks the compression (.gz, .bz2, .zst, else none).
+A file is written under a temporary ``.partial`` name and renamed when
+complete, so a failed or interrupted export never leaves a file that looks
+whole.
+"""
 
 from __future__ import annotations
 
+import bz2
+import contextlib
+import gzip
+import io
+import os
 import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import BinaryIO, TextIO, cast
+
+import zstandard
 
 from harvester.config import Settings
+from jobs.progress import Progress
 from storage.export_jsonl import write_jsonl
+from storage.export_xml import write_xml
 from storage.mirror import Mirror
+
+WRITERS = {"jsonl": write_jsonl, "xml": write_xml}
+# gzip's and zstd's command-line defaults: level 9 of gzip costs three times
+# the time for a few per cent.
+GZIP_LEVEL = 6
+ZSTD_LEVEL = 3
+BUFFER = 1 << 20
+
+Compressor = Callable[[BinaryIO], BinaryIO]
 
 
 def run_export(settings: Settings, fmt: str, output: str | None) -> int:
-    """Write the export; to a temporary name first, so a failed export leaves no half file."""
-    assert settings.mirror is not None and fmt == "jsonl"
+    """Write the export; returns the number of revisions written."""
+    assert settings.mirror is not None and fmt in WRITERS
     namespaces = set(settings.namespaces) if settings.namespaces is not None else None
+    current_only = bool(settings.current_only)
     with Mirror.open(Path(settings.mirror), create=False) as mirror:
-        if output is None or output == "-":
-            return write_jsonl(mirror, sys.stdout, namespaces=namespaces,
-                               current_only=settings.current_only)
-        target = Path(output)
-        partial = target.with_name(target.name + ".partial")
-        with partial.open("w", encoding="utf-8") as out:
-            count = write_jsonl(mirror, out, namespaces=namespaces,
-                                current_only=settings.current_only)
-        partial.replace(target)
+        total = mirror.count_revisions(namespaces=namespaces, current_only=current_only)
+        # A bar on a terminal only: an export is a one-off, not a cron job to log.
+        quiet = bool(settings.quiet) or not sys.stderr.isatty()
+        progress = Progress(f"export {fmt}", total=total, initial=0, quiet=quiet)
+        count = 0  # stays 0 if a reader closes standard output early
+        try:
+            with open_output(output) as out:
+                count = WRITERS[fmt](mirror, out, namespaces=namespaces,
+                                     current_only=current_only, progress=progress.advance)
+        finally:
+            progress.close()
         return count
+
+
+@contextlib.contextmanager
+def open_output(output: str | None) -> Iterator[TextIO]:
+    """A UTF-8 text stream to ``output`` (compressed by its suffix), or to stdout."""
+    if output is None or output == "-":
+        with _stdout() as out:
+            yield out
+        return
+    target = Path(output)
+    partial = target.with_name(target.name + ".partial")
+    try:
+        # Closing the text stream ends the compressed stream; the compressors
+        # leave the file itself to this outer block.
+        with partial.open("wb", buffering=BUFFER) as raw, io.TextIOWrapper(
+            compressor(target.name)(raw), encoding="utf-8", newline=""
+        ) as out:
+            yield out
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+    partial.replace(target)
+
+
+def compressor(name: str) -> Compressor:
+    """The compressing writer over ``raw`` for a file name's suffix (.gz, .bz2, .zst)."""
+    # The casts: these are binary file objects, but typeshed does not say BinaryIO.
+    if name.endswith(".gz"):
+        return lambda raw: cast(BinaryIO, gzip.GzipFile(fileobj=raw, mode="wb",
+                                                        compresslevel=GZIP_LEVEL))
+    if name.endswith(".bz2"):
+        return lambda raw: cast(BinaryIO, bz2.BZ2File(raw, "wb"))
+    if name.endswith(".zst"):
+        return lambda raw: cast(BinaryIO, zstandard.ZstdCompressor(level=ZSTD_LEVEL)
+                                .stream_writer(raw, closefd=False))
+    return lambda raw: raw
+
+
+@contextlib.contextmanager
+def _stdout() -> Iterator[TextIO]:
+    buffer = getattr(sys.stdout, "buffer", None)
+    if buffer is None:  # replaced by a test harness: use it as it is
+        yield sys.stdout
+        return
+    sys.stdout.flush()
+    # UTF-8 whatever the locale: the formats say so.
+    out = io.TextIOWrapper(buffer, encoding="utf-8", newline="")
+    try:
+        yield out
+        out.flush()
+    except BrokenPipeError:
+        # `harvester export | head`: the reader has all it wanted. Point stdout
+        # at /dev/null so the interpreter's final flush does not fail again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    finally:
+        out.detach()

@@ -32,17 +32,21 @@ class Progress:
                 unit="rev", unit_scale=True, desc=label, file=self.stream, dynamic_ncols=True,
             )
 
-    def advance(self, revisions: int, requests: int) -> None:
+    def advance(self, revisions: int, requests: int | None = None) -> None:
+        """Count revisions; ``requests`` only for jobs that talk to a wiki."""
         self.count += revisions
         if self._bar is not None:
             self._bar.update(revisions)
-            self._bar.set_postfix(requests=requests, refresh=False)
+            if requests is not None:
+                self._bar.set_postfix(requests=requests, refresh=False)
             return
         now = time.monotonic()
         if not self.quiet and now - self._last_log >= LOG_EVERY_SECONDS:
             self._last_log = now
-            print(f"{self.label}: {self.count:,} revisions stored ({self.rate():.1f}/s), "
-                  f"{requests:,} requests", file=self.stream, flush=True)
+            line = f"{self.label}: {self.count:,} revisions stored ({self.rate():.1f}/s)"
+            if requests is not None:
+                line += f", {requests:,} requests"
+            print(line, file=self.stream, flush=True)
 
     def rate(self) -> float:
         elapsed = max(time.monotonic() - self._started, 1e-9)

@@ -9,11 +9,14 @@ one cursor; memory stays flat whatever the size of the mirror.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, TextIO
 
 from .mirror import Mirror
 from .stored import StoredRevision, StoredSlot
+
+# Often enough for a smooth progress bar, rarely enough to cost nothing.
+PROGRESS_EVERY = 256
 
 
 def iter_export_records(
@@ -29,13 +32,24 @@ def write_jsonl(
     *,
     namespaces: set[int] | None = None,
     current_only: bool = False,
+    progress: Callable[[int], None] | None = None,
 ) -> int:
-    """Write the export to ``out``; returns the number of revisions written."""
-    count = 0
+    """Write the export to ``out``; returns the number of revisions written.
+
+    ``progress`` is called now and then with the number of revisions written
+    since its last call.
+    """
+    count = pending = 0
     for record in iter_export_records(mirror, namespaces=namespaces, current_only=current_only):
         out.write(json.dumps(record, ensure_ascii=False))
         out.write("\n")
         count += 1
+        pending += 1
+        if progress is not None and pending >= PROGRESS_EVERY:
+            progress(pending)
+            pending = 0
+    if progress is not None and pending:
+        progress(pending)
     return count
 
 
