@@ -187,13 +187,28 @@ async def fetch_history_metadata(
 
 
 async def walk_log_events(
-    client: ApiClient, *, log_type: str, start: str
+    client: ApiClient, *, start: str, log_type: str | None = None, end: str | None = None
 ) -> AsyncIterator[Chunk]:
-    """Log events of one type since ``start``, oldest first (e.g. the suppression log,
-    which never appears in recentchanges and needs the suppressionlog right)."""
+    """Log events since ``start`` (up to ``end``), oldest first; e.g. the suppression log,
+    which never appears in recentchanges and needs the suppressionlog right."""
     params = {
-        "action": "query", "list": "logevents", "letype": log_type, "ledir": "newer",
-        "lestart": start, "leprop": "ids|title|type|timestamp|details", "lelimit": "max",
+        "action": "query", "list": "logevents", "ledir": "newer", "lestart": start,
+        "leprop": "ids|title|type|timestamp|details", "lelimit": "max",
     }
+    if log_type:
+        params["letype"] = log_type
+    if end:
+        params["leend"] = end
     async for response, nxt in iterate_query(client, params):
         yield response.get("query", {}).get("logevents", []), nxt
+
+
+async def revision_ids_between(client: ApiClient, start: str, end: str) -> list[int]:
+    """Ids of the revisions saved in [start, end], whatever their page."""
+    params = {"action": "query", "list": "allrevisions", "arvprop": "ids", "arvlimit": "max",
+              "arvdir": "newer", "arvstart": start, "arvend": end}
+    revids: list[int] = []
+    async for response, _ in iterate_query(client, params):
+        for page in response.get("query", {}).get("allrevisions", []):
+            revids.extend(int(rev["revid"]) for rev in page.get("revisions", []))
+    return revids

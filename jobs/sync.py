@@ -36,6 +36,7 @@ from harvester.walkers import (
     fetch_history_metadata,
     fetch_revisions,
     oldest_recent_change,
+    revision_ids_between,
     walk_allrevisions,
     walk_log_events,
     walk_page_catalogue,
@@ -187,9 +188,7 @@ def crawl_namespaces(mirror: Mirror) -> list[int] | None:
 
 async def sync_from(ctx: SyncContext, high_water: str, namespaces: list[int] | None) -> None:
     start = shifted(high_water, -OVERLAP)
-    oldest = await oldest_recent_change(ctx.client)
-    if oldest is None or oldest > start:
-        # recentchanges does not reach back far enough: changes may have expired
+    if not await recentchanges_cover(ctx, high_water):
         ctx.summary.mode = "catch-up, recentchanges expired"
         await catch_up(ctx, high_water, namespaces)
         return
@@ -202,10 +201,42 @@ async def sync_from(ctx: SyncContext, high_water: str, namespaces: list[int] | N
         await apply_suppressions(ctx, start)
 
 
+async def recentchanges_cover(ctx: SyncContext, high_water: str) -> bool:
+    """Whether recentchanges still holds every change made since ``high_water``.
+
+    Its oldest entry being older than the mark settles it. A newer oldest entry
+    means either that entries expired (wikis keep about 90 days) or that the
+    wiki simply had none before (a young or quiet wiki): the gap is then checked
+    against what wikis keep for good, revisions and logs. Nothing in it beyond
+    revisions the mirror already has means nothing was lost.
+    """
+    oldest = await oldest_recent_change(ctx.client)
+    if oldest is not None and oldest <= high_water:
+        return True
+    end = shifted(oldest, -timedelta(seconds=1)) if oldest else await server_time(ctx.client)
+    if end < high_water:
+        return True
+    revids = await revision_ids_between(ctx.client, high_water, end)
+    lost: bool = await ctx.writer.run(missing_revisions, ctx.mirror, revids)
+    if lost:
+        return False
+    async for events, _ in walk_log_events(ctx.client, start=high_water, end=end):
+        for event in events:
+            followed = (str(event.get("type")), str(event.get("action")))
+            if followed in RECONCILE or followed == ("renameuser", "renameuser"):
+                return False
+    return True
+
+
+def missing_revisions(mirror: Mirror, revids: list[int]) -> bool:
+    known = set(changes.stored_revision_ids_among(mirror, revids))
+    return any(revid not in known for revid in revids)
+
+
 async def apply_suppressions(ctx: SyncContext, start: str) -> None:
     """Suppressions never reach recentchanges; with the suppressionlog right their log
     shows them. (Without it nothing does: the README says so.)"""
-    async for events, _ in walk_log_events(ctx.client, log_type="suppress", start=start):
+    async for events, _ in walk_log_events(ctx.client, start=start, log_type="suppress"):
         for event in events:
             if event.get("action") in ("revision", "delete") and event.get("title"):
                 ctx.summary.applied["suppressed"] += 1

@@ -83,6 +83,16 @@ def stored_revision_ids(mirror: Mirror, pageid: int) -> set[int]:
     return {int(row[0]) for row in rows}
 
 
+def stored_revision_ids_among(mirror: Mirror, revids: list[int]) -> set[int]:
+    """Which of ``revids`` the mirror holds, whatever their page."""
+    found: set[int] = set()
+    for chunk in _chunks(revids):
+        rows = mirror.db.conn.execute(
+            f"SELECT revid FROM revisions WHERE revid IN ({_marks(chunk)})", chunk)
+        found.update(int(row[0]) for row in rows)
+    return found
+
+
 def stored_revision_meta(mirror: Mirror, pageid: int) -> dict[int, RevisionRecord]:
     """A page's stored revisions by revid, metadata only: slots carry no text."""
     conn = mirror.db.conn
