@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import trio
 
 from harvester.budget import PoliteBudget
 from harvester.client import ApiClient, open_client
@@ -165,8 +166,18 @@ async def run_sync(
             ctx = SyncContext(client, mirror, SerialWriter(), SyncSummary(),
                               REVIDS_PER_REQUEST * (10 if "apihighlimits" in rights else 1),
                               sees_suppressions="suppressionlog" in rights)
-            await sync_from(ctx, start, crawl_namespaces(mirror))
-            ctx.summary.requests = budget.stats.requests - requests_before
+            run_id = await ctx.writer.run(mirror.start_run, "sync",
+                                          {"api": api_url, "high_water": start})
+            status = "failed"
+            try:
+                await sync_from(ctx, start, crawl_namespaces(mirror))
+                status = "complete"
+            finally:
+                ctx.summary.requests = budget.stats.requests - requests_before
+                stats = {"mode": ctx.summary.mode, "applied": dict(ctx.summary.applied),
+                         "requests": ctx.summary.requests, "high_water": ctx.summary.high_water}
+                with trio.CancelScope(shield=True):
+                    await ctx.writer.run(mirror.finish_run, run_id, status, stats)
     ctx.summary.seconds = time.monotonic() - began
     return ctx.summary
 

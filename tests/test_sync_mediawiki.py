@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import subprocess
 import sys
 import time
@@ -71,6 +72,10 @@ async def test_sync_follows_edits_moves_deletions_and_hiding(
         assert MARKER.encode() not in path.read_bytes(), path
     again = await run_sync(sync_settings(mirror))
     assert sum(again.applied.values()) == 0 and again.requests <= 2
+    db = sqlite3.connect(mirror / "mirror.sqlite")
+    runs = db.execute("select command, status from runs order by id").fetchall()
+    assert runs[-2:] == [("sync", "complete"), ("sync", "complete")]
+    db.close()
 
 
 async def test_sync_follows_merges_imports_and_renames(
