@@ -81,7 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def add_read_commands(commands: argparse._SubParsersAction) -> None:
-    """pages, history, show, search, stats: reading the mirror (jobs/read.py)."""
+    """pages, history, show, search, stats, attribution: reading the mirror (jobs/read.py)."""
 
     def reader(name: str, help_text: str) -> argparse.ArgumentParser:
         sub: argparse.ArgumentParser = commands.add_parser(name, help=help_text)
@@ -109,6 +109,14 @@ def add_read_commands(commands: argparse._SubParsersAction) -> None:
     search.add_argument("--namespace", type=int, metavar="N")
     search.add_argument("--limit", type=positive_int, default=20, metavar="N")
     reader("stats", "counts, sizes and the last crawl of the mirror")
+    credit = commands.add_parser(
+        "attribution", help="who wrote a page, where it is, and its licence, for republishing")
+    add_common(credit)
+    credit.add_argument("titles", nargs="*", metavar="TITLE")
+    credit.add_argument("--all", action="store_true", help="every page of the mirror")
+    credit.add_argument("--format", choices=["text", "json", "html"], default="text")
+    credit.add_argument("--no-bots", action="store_true",
+                        help="leave out accounts named like bots (name ending in 'bot')")
 
 
 def positive_int(text: str) -> int:
@@ -215,6 +223,9 @@ def command_read(args: argparse.Namespace) -> int:
     elif args.command == "search":
         read.run_search(directory, out, args.query, ns=args.namespace, limit=args.limit,
                         as_json=args.json, quiet=bool(args.quiet))
+    elif args.command == "attribution":
+        read.run_attribution(directory, out, args.titles, every_page=args.all, fmt=args.format,
+                             exclude_bots=args.no_bots)
     else:
         read.run_stats(directory, out, as_json=args.json)
     return EXIT_OK
@@ -224,7 +235,8 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "crawl": command_crawl,
     "sync": command_sync,
     "export": command_export,
-    **dict.fromkeys(["pages", "history", "show", "search", "stats"], command_read),
+    **dict.fromkeys(["pages", "history", "show", "search", "stats", "attribution"],
+                     command_read),
 }
 
 

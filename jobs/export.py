@@ -4,6 +4,13 @@ The output file's suffix picks the compression (.gz, .bz2, .zst, else none).
 A file is written under a temporary ``.partial`` name and renamed when
 complete, so a failed or interrupted export never leaves a file that looks
 whole.
+
+Beside an export to ``OUT`` goes ``OUT.attribution.txt``: the licence, then
+one attribution line per exported page (storage/attribution.py), written and
+renamed the same way. Plain text, uncompressed, whatever the export's
+compression: it is for people, and what a republisher pastes. An export to
+standard output has no place for a second file: it says so on stderr and
+writes none (`harvester attribution --all` prints the same lines).
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ import zstandard
 
 from harvester.config import Settings
 from jobs.progress import Progress
+from storage import attribution
 from storage.export_jsonl import write_jsonl
 from storage.export_xml import write_xml
 from storage.mirror import Mirror
@@ -48,12 +56,49 @@ def run_export(settings: Settings, fmt: str, output: str | None) -> int:
         progress = Progress(f"export {fmt}", total=total, initial=0, quiet=quiet)
         count = 0  # stays 0 if a reader closes standard output early
         try:
-            with open_output(output) as out:
+            # The attribution file is renamed first, and only if the export completes:
+            # leaving the export's block removes both partial files on failure.
+            with open_output(output) as out, _attribution_output(output, quiet) as notes:
                 count = WRITERS[fmt](mirror, out, namespaces=namespaces,
                                      current_only=current_only, progress=progress.advance)
+                if notes is not None:
+                    write_attribution(mirror, notes, namespaces)
         finally:
             progress.close()
         return count
+
+
+def attribution_path(output: str) -> str:
+    return output + ".attribution.txt"
+
+
+@contextlib.contextmanager
+def _attribution_output(output: str | None, quiet: bool) -> Iterator[TextIO | None]:
+    if output is None or output == "-":
+        if not quiet:
+            print("harvester: exporting to standard output: no attribution file written"
+                  " (see `harvester attribution --all`)", file=sys.stderr)
+        yield None
+        return
+    with open_output(attribution_path(output)) as notes:
+        yield notes
+
+
+def write_attribution(mirror: Mirror, out: TextIO, namespaces: set[int] | None) -> int:
+    """The licence, then one line per exported page; returns the number of pages."""
+    site = attribution.load_site(mirror)
+    out.write(f"Attribution for the pages of {site.sitename or 'the wiki'}"
+              f" ({site.server or 'server unknown'}) in this export.\n")  # fmt: skip
+    out.write(f"Licence: {attribution.licence_text(site)}\n")
+    if not site.licence_known:
+        out.write(f"WARNING: {attribution.UNKNOWN_LICENCE_WARNING}.\n")
+    out.write("\n")
+    count = 0
+    for pageid in attribution.exported_pageids(mirror, namespaces):
+        found = attribution.page_attribution(mirror, site, pageid)
+        out.write(attribution.format_text(found, site) + "\n")
+        count += 1
+    return count
 
 
 @contextlib.contextmanager

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from harvester.errors import ConfigError
-from storage import query, search
+from storage import attribution, query, search
 from storage.errors import InvalidQueryError
 from storage.mirror import Mirror
 from storage.query import PageRow
@@ -263,3 +263,36 @@ def _size(n: int) -> str:
             return f"{value:,.0f} {unit}" if unit == "B" else f"{value:,.1f} {unit}"
         value /= 1000
     raise AssertionError("unreachable")
+
+
+# -- attribution ------------------------------------------------------------------
+
+
+def run_attribution(
+    directory: str,
+    out: TextIO,
+    titles: list[str],
+    *,
+    every_page: bool,
+    fmt: str,
+    exclude_bots: bool,
+) -> int:
+    """Attribution lines for the titled pages (or all); a warning when the licence is unknown."""
+    if bool(titles) == every_page:
+        raise ReadUsageError("give page TITLEs, or --all")
+    with reading(directory) as mirror:
+        site = attribution.load_site(mirror)
+        # Looked up first, so a mistyped title fails before anything is printed.
+        pageids = ([query.find_page(mirror, t).pageid for t in titles] if titles
+                   else list(attribution.exported_pageids(mirror)))  # fmt: skip
+        if not site.licence_known and fmt != "json":  # JSON carries it in a field
+            print(f"harvester: warning: {attribution.UNKNOWN_LICENCE_WARNING}", file=sys.stderr)
+        found = (attribution.page_attribution(mirror, site, p, exclude_bots=exclude_bots)
+                 for p in pageids)  # fmt: skip
+        if fmt == "json":
+            return write_json_list(out, (attribution.to_json(f, site) for f in found))
+        count = 0
+        for one in found:
+            out.write(attribution.FORMATTERS[fmt](one, site) + "\n")
+            count += 1
+        return count
