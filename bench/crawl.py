@@ -90,9 +90,9 @@ def run_crawl(
 
 def api_floor(revisions: int, per_request: int, pages_per_ns: dict[int, int]) -> int:
     """Revisions / limit, plus one catalogue request per 500 pages of each namespace, plus
-    the discovery probe, siteinfo and userinfo (and login: tokens + login + userinfo)."""
+    the discovery probe, siteinfo, userinfo and the bot group (and login: tokens + login)."""
     catalogue = sum(max(1, math.ceil(n / 500)) for n in pages_per_ns.values())
-    return math.ceil(revisions / per_request) + catalogue + 3
+    return math.ceil(revisions / per_request) + catalogue + 4
 
 
 def bench_scale(scale: int, cache: Path | None, work: Path) -> list[dict[str, Any]]:

@@ -212,3 +212,12 @@ async def revision_ids_between(client: ApiClient, start: str, end: str) -> list[
         for page in response.get("query", {}).get("allrevisions", []):
             revids.extend(int(rev["revid"]) for rev in page.get("revisions", []))
     return revids
+
+
+async def group_members(client: ApiClient, group: str) -> list[str]:
+    """The names of the users in a group (e.g. "bot"), all of them."""
+    params = {"action": "query", "list": "allusers", "augroup": group, "aulimit": "max"}
+    names: list[str] = []
+    async for response, _ in iterate_query(client, params):
+        names.extend(str(user["name"]) for user in response.get("query", {}).get("allusers", []))
+    return names

@@ -29,6 +29,7 @@ from harvester.errors import ConfigError, first_cause
 from harvester.walkers import (
     fetch_siteinfo,
     first_revision_timestamp,
+    group_members,
     has_allrevisions,
     walk_allrevisions,
     walk_current_revisions,
@@ -152,6 +153,7 @@ async def crawl_into(
     assert client.api_url is not None
     await writer.run(mirror.bind_wiki, wiki_identity(siteinfo), client.api_url)
     await writer.run(mirror.save_siteinfo, siteinfo)
+    await record_bots(client, mirror, writer)
     if await writer.run(mirror.get_meta, "crawl_started") is None:
         # the first run's server time: a later sync catches up exactly from here
         await writer.run(mirror.set_meta, "crawl_started", server_now)
@@ -178,6 +180,12 @@ async def crawl_into(
         new_revisions=ctx.new_revisions, requests=client.budget.stats.requests, seconds=0.0,
         identity=identity.name if not identity.anonymous else "anonymous", mode=mode,
     )
+
+
+async def record_bots(client: ApiClient, mirror: Mirror, writer: SerialWriter) -> None:
+    """The wiki's bot group, so that attribution can tell bots from people."""
+    bots = await group_members(client, "bot")
+    await writer.run(mirror.set_meta, "bot_users", json.dumps(sorted(bots), ensure_ascii=False))
 
 
 def run_arguments(settings: Settings, identity: Identity) -> dict[str, Any]:

@@ -44,7 +44,7 @@ from harvester.walkers import (
     walk_recent_changes,
 )
 from jobs.convert import catalogue_pages, page_record, pages_to_batch, revision_record
-from jobs.crawl import authenticate, budget_for, check_etiquette, client_settings
+from jobs.crawl import authenticate, budget_for, check_etiquette, client_settings, record_bots
 from jobs.streams import format_ts, parse_ts
 from jobs.writer import SerialWriter
 from storage import changes
@@ -79,10 +79,10 @@ RECONCILE = {
     ("tag", "update"): "tags",
 }
 # Skipped on purpose: they change nothing the mirror holds (accounts, blocks,
-# rights, patrolling, thanks, log-entry visibility) or arrive as an edit or
+# patrolling, thanks, log-entry visibility) or arrive as an edit or
 # page-creation entry of their own (create/create).
 SKIPPED_LOG_TYPES = {
-    "newusers", "block", "rights", "patrol", "thanks", "create", "managetags",
+    "newusers", "block", "patrol", "thanks", "create", "managetags",
     "abusefilter", "spamblacklist", "gblblock", "gblrights", "notifytranslators",
 }
 SKIPPED_LOG_EVENTS = {("delete", "event"), ("suppress", "event"), ("suppress", "block"),
@@ -112,6 +112,7 @@ class SyncContext:
     summary: SyncSummary
     revids_per_request: int = REVIDS_PER_REQUEST
     sees_suppressions: bool = False
+    bots_refreshed: bool = False
 
 
 def shifted(timestamp: str, delta: timedelta) -> str:
@@ -291,6 +292,11 @@ async def apply_log_event(ctx: SyncContext, entry: dict[str, Any]) -> None:
         if old and new:
             await ctx.writer.run(changes.rename_user, ctx.mirror, str(old), str(new))
             ctx.summary.applied["user renames"] += 1
+        return
+    if event[0] == "rights":  # group changes: the bot group decides attribution of bots
+        if not ctx.bots_refreshed:
+            await record_bots(ctx.client, ctx.mirror, ctx.writer)
+            ctx.bots_refreshed = True
         return
     kind = RECONCILE.get(event)
     if kind is None:

@@ -18,9 +18,10 @@ wiki states (siteinfo ``rightsinfo``), and who wrote it:
 Authors of every stored revision count, also when only the latest text is
 republished: that text is the work of all of them.
 
-Bots: ``exclude_bots`` leaves out accounts whose name ends with "bot"
-(case-insensitive), the common naming convention. The mirror does not store
-user groups, so a bot not named so stays in, and a person named so is left out.
+Bots: ``exclude_bots`` leaves out the members of the wiki's "bot" group, which
+the crawl records (meta key ``bot_users``) and a sync refreshes when user
+rights change. A mirror without that record (made by an older harvester) falls
+back to the naming convention: a name ending with "bot", case-insensitive.
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ class Site:
     sitename: str | None = None
     licence_name: str | None = None
     licence_url: str | None = None
+    bots: frozenset[str] | None = None  # the wiki's bot group; None: not recorded
 
     @property
     def licence_known(self) -> bool:
@@ -98,11 +100,21 @@ def load_site(mirror: Mirror) -> Site:
         sitename=general.get("sitename"),
         licence_name=(rights.get("text") or "").strip() or None,
         licence_url=(rights.get("url") or "").strip() or None,
+        bots=_recorded_bots(mirror),
     )
+
+
+def _recorded_bots(mirror: Mirror) -> frozenset[str] | None:
+    recorded = mirror.get_meta("bot_users")
+    return None if recorded is None else frozenset(json.loads(recorded))
 
 
 def is_bot_name(name: str) -> bool:
     return name.casefold().endswith("bot")
+
+
+def is_bot(site: Site, name: str) -> bool:
+    return name in site.bots if site.bots is not None else is_bot_name(name)
 
 
 def _is_anonymous(name: str, userid: int | None) -> bool:
@@ -134,7 +146,7 @@ def page_attribution(
     for name, userid, _, _, _ in rows:
         if _is_anonymous(name, userid):
             found.anonymous += 1
-        elif not (exclude_bots and is_bot_name(name)):
+        elif not (exclude_bots and is_bot(site, name)):
             found.authors.append(name)
     return found
 

@@ -99,6 +99,9 @@ class FakeWiki:
             return self.json(self.userinfo())
         if p.get("meta") == "tokens":
             return self.json({"query": {"tokens": {"logintoken": "tok+\\"}}})
+        if p.get("list") == "allusers":
+            bots = [{"userid": 9, "name": "FixBot"}] if p.get("augroup") == "bot" else []
+            return self.json({"query": {"allusers": bots}})
         if p.get("list") == "allrevisions":
             return self.json(self.allrevisions(p))
         if p.get("generator") == "allpages":

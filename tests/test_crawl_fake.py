@@ -68,6 +68,7 @@ async def test_full_history_with_hidden_fields_and_slots(tmp_path: Path) -> None
         # the server's clock at crawl start, where a later sync catches up from
         assert mirror.get_meta("crawl_started") == "2030-01-01T00:00:00Z"
         assert mirror.get_siteinfo("general")["wikiid"] == "fakewiki"
+        assert mirror.get_meta("bot_users") == '["FixBot"]'  # for attribution --no-bots
     hidden = next(r for r in records if r["revid"] == wiki.pages[0].revisions[3].revid)
     assert "text" not in hidden and "user" not in hidden and "userid" not in hidden
     assert set(hidden["hidden"]) == {"text", "user"}
