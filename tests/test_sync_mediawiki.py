@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import subprocess
 import sys
@@ -15,6 +16,7 @@ import trio
 from harvester.config import Settings
 from jobs.crawl import run_crawl
 from jobs.sync import run_sync
+from storage.mirror import Mirror
 from tests.test_crawl_mediawiki import crawl_settings, export_records
 
 pytestmark = pytest.mark.mediawiki
@@ -242,3 +244,37 @@ async def test_text_shown_again_is_fetched_again(
     record = next(r for r in export_records(mirror) if r["revid"] == hidden)
     assert record["text"] == "Shown, hidden, shown again." and record["comment"] == "first"
     await assert_sync_equals_fresh_crawl(wiki_server.api_url, mirror, tmp_path / "fresh")
+
+
+def add_to_bot_group(api_url: str, user: str) -> None:
+    """Through the API as a bureaucrat, so that the rights log records it (as on a wiki)."""
+    import demo_wiki
+    import httpx
+
+    with httpx.Client() as http:
+        def call(method: str, **params: str) -> dict[str, Any]:
+            params |= {"format": "json", "formatversion": "2"}
+            response = (http.post(api_url, data=params) if method == "POST"
+                        else http.get(api_url, params=params))
+            return dict(response.json())
+
+        token = call("GET", action="query", meta="tokens", type="login")
+        login = call("POST", action="clientlogin", username=demo_wiki.ADMIN_USER,
+                     password=demo_wiki.ADMIN_PASSWORD, loginreturnurl="http://127.0.0.1/",
+                     logintoken=token["query"]["tokens"]["logintoken"])
+        assert login["clientlogin"]["status"] == "PASS", login
+        token = call("GET", action="query", meta="tokens", type="userrights")
+        done = call("POST", action="userrights", user=user, add="bot",
+                    token=token["query"]["tokens"]["userrightstoken"])
+        assert "bot" in done["userrights"]["added"], done
+
+
+async def test_bot_group_changes_reach_attribution(wiki_server: Any, tmp_path: Path) -> None:
+    mirror = tmp_path / "mirror"
+    await run_crawl(crawl_settings(wiki_server.api_url, mirror))
+    with Mirror.open(mirror, create=False) as opened:
+        assert "Zoë" not in json.loads(opened.get_meta("bot_users") or "[]")
+    add_to_bot_group(wiki_server.api_url, "Zoë")
+    await run_sync(sync_settings(mirror))
+    with Mirror.open(mirror, create=False) as opened:
+        assert "Zoë" in json.loads(opened.get_meta("bot_users") or "[]")
