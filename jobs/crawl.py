@@ -198,8 +198,7 @@ def run_arguments(settings: Settings, identity: Identity) -> dict[str, Any]:
 
 
 def mirror_counts(mirror: Mirror) -> tuple[int, int]:
-    pages = mirror.db.execute("select count(*) from pages").fetchone()[0]
-    return int(pages), mirror.count_revisions()
+    return mirror.count_pages(), mirror.count_revisions()
 
 
 async def plan_crawl(

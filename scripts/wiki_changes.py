@@ -43,7 +43,7 @@ __all__ = [
 # Bot password grants for every action below (createBotPassword.php --showgrants).
 CHANGER_GRANTS: tuple[str, ...] = (
     "basic", "highvolume", "editpage", "editprotected", "createeditmovepage", "delete",
-    "protect", "mergehistory", "oversight", "viewrestrictedlogs", "import",
+    "protect", "mergehistory", "oversight", "viewrestrictedlogs", "import", "viewdeleted",
 )
 # Sysop rights the actions rely on.  1.39 never gives sysops the first five
 # (suppression); it does give the last four, unless a wiki's settings took them away.
