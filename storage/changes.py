@@ -21,7 +21,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from .mirror import Mirror
+from .mirror import Mirror, actor_id, content_kind_id, sha1_column
 from .records import PageRecord, RevisionRecord, SlotRecord
 from .schema import utc_now
 
@@ -30,12 +30,18 @@ _META_COLUMNS = (
     " texthidden, userhidden, commenthidden, sha1hidden, suppressed"
 )
 
+# The readable `revisions` and `slots` are views: changes go to the compact
+# tables under them (storage/schema.py), in the same encoding as write_batch().
 _UPDATE_REVISION = """
-    UPDATE revisions SET pageid = ?, parentid = ?, timestamp = ?, user = ?, userid = ?,
+    UPDATE revision_data SET pageid = ?, parentid = ?, timestamp = ?, actor = ?,
         comment = ?, minor = ?, size = ?, sha1 = ?, tags = ?, texthidden = ?, userhidden = ?,
         commenthidden = ?, sha1hidden = ?, suppressed = ?
     WHERE revid = ?
 """
+
+# The main slot's stored text (hex sha1), if any.
+_MAIN_TEXT = """SELECT lower(hex(t.sha1)) FROM slot_data s JOIN text_data t ON t.id = s.text_id
+    WHERE s.revid = ? AND s.role = 'main'"""
 
 _UPSERT_USER = """
     INSERT INTO users (name, userid) VALUES (?, ?)
@@ -72,6 +78,8 @@ class _StoredSlot:
     text_sha1: str | None
     texthidden: bool
     missing: bool
+    text_id: int | None = None
+    content_model: str | None = None
 
 
 # -- reading ------------------------------------------------------------------------
@@ -79,7 +87,7 @@ class _StoredSlot:
 
 def stored_revision_ids(mirror: Mirror, pageid: int) -> set[int]:
     """The revids stored under a page."""
-    rows = mirror.db.conn.execute("SELECT revid FROM revisions WHERE pageid = ?", (pageid,))
+    rows = mirror.db.conn.execute("SELECT revid FROM revision_data WHERE pageid = ?", (pageid,))
     return {int(row[0]) for row in rows}
 
 
@@ -88,7 +96,7 @@ def stored_revision_ids_among(mirror: Mirror, revids: list[int]) -> set[int]:
     found: set[int] = set()
     for chunk in _chunks(revids):
         rows = mirror.db.conn.execute(
-            f"SELECT revid FROM revisions WHERE revid IN ({_marks(chunk)})", chunk)
+            f"SELECT revid FROM revision_data WHERE revid IN ({_marks(chunk)})", chunk)
         found.update(int(row[0]) for row in rows)
     return found
 
@@ -143,12 +151,13 @@ def _load_revisions(
 def _load_slots(conn: sqlite3.Connection, revids: list[int]) -> dict[int, list[_StoredSlot]]:
     out: dict[int, list[_StoredSlot]] = {}
     for chunk in _chunks(revids):
-        for revid, role, size, sha1, text_sha1, texthidden, missing in conn.execute(
-            "SELECT revid, role, size, sha1, text_sha1, texthidden, missing FROM slots"
-            f" WHERE revid IN ({_marks(chunk)}) ORDER BY revid, role",
+        for revid, role, size, sha1, text_sha1, texthidden, missing, text_id, model in conn.execute(
+            "SELECT revid, role, size, sha1, text_sha1, texthidden, missing, text_id,"
+            f" content_model FROM slots WHERE revid IN ({_marks(chunk)}) ORDER BY revid, role",
             chunk,
         ):
-            slot = _StoredSlot(role, size, sha1, text_sha1, bool(texthidden), bool(missing))
+            slot = _StoredSlot(role, size, sha1, text_sha1, bool(texthidden), bool(missing),
+                               text_id, model)  # fmt: skip
             out.setdefault(revid, []).append(slot)
     return out
 
@@ -189,13 +198,15 @@ def reconcile_page(
                 result.missing.add(revid)
                 continue
             result.rehomed += old[0] != page.pageid
-            meta_changed = _update_revision(conn, revid, old, _meta_row(rev))
             slots_changed, needs_text, unused = _reconcile_slots(conn, rev, slots.get(revid, []))
+            meta_changed = _update_revision(conn, revid, old, _meta_row(rev))
             result.updated += meta_changed or slots_changed
             freed.extend(unused)
             if needs_text:
                 result.missing.add(revid)
         result.purged_texts = _collect_garbage(mirror, freed)
+    if result.purged_texts:
+        mirror.give_back_space()
     if result.changed:
         mirror.scrub_wal()  # hidden names and comments, not only texts
     return result
@@ -237,20 +248,33 @@ def _update_revision(conn: sqlite3.Connection, revid: int, old: _MetaRow, new: _
 
     A change of pageid alone (re-homing) is counted by the caller, not here.
     """
+    main = conn.execute(_MAIN_TEXT, (revid,)).fetchone()
+    sha1 = sha1_column(new[8], None if main is None else main[0])
     if old[1:] == new[1:]:
         if old[0] != new[0]:
-            conn.execute("UPDATE revisions SET pageid = ? WHERE revid = ?", (new[0], revid))
+            conn.execute("UPDATE revision_data SET pageid = ? WHERE revid = ?", (new[0], revid))
+        # The main text may be gone (hidden) while the wiki still shows its sha1.
+        conn.execute(
+            "UPDATE revision_data SET sha1 = ? WHERE revid = ? AND sha1 IS NOT ?",
+            (sha1, revid, sha1),
+        )
         return False
-    conn.execute(_UPDATE_REVISION, (*new, revid))
     user, userid = new[3], new[4]
+    actor = None if user is None else actor_id(conn, user, userid)
+    row = (*new[:3], actor, *new[5:8], sha1, _tags_column(new[9]), *new[10:])
+    conn.execute(_UPDATE_REVISION, (*row, revid))
     if user is not None:
         conn.execute(_UPSERT_USER, (user, userid))
     return True
 
 
+def _tags_column(tags: str) -> str | None:
+    return None if tags == "[]" else tags
+
+
 def _reconcile_slots(
     conn: sqlite3.Connection, rev: RevisionRecord, stored: list[_StoredSlot]
-) -> tuple[bool, bool, list[str]]:
+) -> tuple[bool, bool, list[int]]:
     """Apply the current slot metadata: (changed, text to fetch, texts no longer used).
 
     A revision given without slots (an API answer without rvslots) keeps its
@@ -259,7 +283,7 @@ def _reconcile_slots(
     """
     by_role = {s.role: s for s in stored}
     current = rev.slots or [SlotRecord(role=s.role, missing=s.missing) for s in stored]
-    changed, needs_text, unused = False, False, []
+    changed, needs_text, unused = False, False, list[int]()
     for slot in current:
         old = by_role.pop(slot.role, None)
         if old is None:
@@ -269,22 +293,26 @@ def _reconcile_slots(
         if new != old:
             # The format describes the serialised content: with the content withheld
             # the API gives none, and a mirror keeps none either (as a fresh crawl).
+            kind = None
+            if new.texthidden:
+                kind = content_kind_id(conn, old.content_model, None)
             conn.execute(
-                "UPDATE slots SET size = ?, sha1 = ?, text_sha1 = ?, texthidden = ?, missing = ?,"
-                " content_format = CASE WHEN ? THEN NULL ELSE content_format END"
-                " WHERE revid = ? AND role = ?",
-                (new.size, new.sha1, new.text_sha1, int(new.texthidden), int(new.missing),
-                 int(new.texthidden), rev.revid, slot.role),
+                "UPDATE slot_data SET size = ?, sha1 = ?, text_id = ?, texthidden = ?,"
+                " missing = ?, kind = coalesce(?, kind) WHERE revid = ? AND role = ?",
+                (new.size, sha1_column(new.sha1, new.text_sha1), new.text_id,
+                 int(new.texthidden), int(new.missing), kind, rev.revid, slot.role),
             )  # fmt: skip
             changed = True
-        if old.text_sha1 is not None and new.text_sha1 is None:
-            unused.append(old.text_sha1)
+        if old.text_id is not None and new.text_id is None:
+            unused.append(old.text_id)
         needs_text |= new.text_sha1 is None and not new.texthidden and not new.missing
     if rev.slots:
         for gone in by_role.values():  # roles the revision no longer has
-            conn.execute("DELETE FROM slots WHERE revid = ? AND role = ?", (rev.revid, gone.role))
-            if gone.text_sha1 is not None:
-                unused.append(gone.text_sha1)
+            conn.execute(
+                "DELETE FROM slot_data WHERE revid = ? AND role = ?", (rev.revid, gone.role)
+            )
+            if gone.text_id is not None:
+                unused.append(gone.text_id)
             changed = True
     return changed, needs_text, unused
 
@@ -294,29 +322,31 @@ def _slot_now(rev: RevisionRecord, slot: SlotRecord, old: _StoredSlot) -> _Store
     hidden = slot.texthidden or rev.texthidden
     if hidden:
         # The wiki withholds the text and its sha1: so does the mirror.
-        return _StoredSlot(old.role, old.size, slot.sha1, None, True, slot.missing)
+        return _StoredSlot(old.role, old.size, slot.sha1, None, True, slot.missing, None,
+                           old.content_model)
     sha1 = slot.sha1 if slot.sha1 is not None else old.sha1
-    text_sha1 = old.text_sha1
+    text_sha1, text_id = old.text_sha1, old.text_id
     if slot.sha1 is not None and old.sha1 is not None and slot.sha1 != old.sha1:
-        text_sha1 = None  # the content is not what was stored: fetch it again
+        text_sha1 = text_id = None  # the content is not what was stored: fetch it again
     size = slot.size if slot.size is not None else old.size
-    return _StoredSlot(old.role, size, sha1, text_sha1, False, slot.missing)
+    return _StoredSlot(old.role, size, sha1, text_sha1, False, slot.missing, text_id,
+                       old.content_model)
 
 
-def _delete_revisions(conn: sqlite3.Connection, revids: list[int]) -> list[str]:
-    """Delete revisions and their slots; returns the texts those slots referred to."""
-    freed: list[str] = []
+def _delete_revisions(conn: sqlite3.Connection, revids: list[int]) -> list[int]:
+    """Delete revisions and their slots; returns the texts (ids) those slots referred to."""
+    freed: list[int] = []
     for chunk in _chunks(revids):
         marks = _marks(chunk)
         freed += [
             row[0]
             for row in conn.execute(
-                f"SELECT text_sha1 FROM slots WHERE revid IN ({marks}) AND text_sha1 IS NOT NULL",
+                f"SELECT text_id FROM slot_data WHERE revid IN ({marks}) AND text_id IS NOT NULL",
                 chunk,
             )
         ]
-        conn.execute(f"DELETE FROM slots WHERE revid IN ({marks})", chunk)
-        conn.execute(f"DELETE FROM revisions WHERE revid IN ({marks})", chunk)
+        conn.execute(f"DELETE FROM slot_data WHERE revid IN ({marks})", chunk)
+        conn.execute(f"DELETE FROM revision_data WHERE revid IN ({marks})", chunk)
     return freed
 
 
@@ -348,6 +378,7 @@ def delete_page(mirror: Mirror, pageid: int, tombstone: dict[str, Any]) -> int:
              json.dumps(tombstone, ensure_ascii=False, default=str)),
         )  # fmt: skip
         _collect_garbage(mirror, freed)
+    mirror.give_back_space()
     mirror.scrub_wal()
     return len(revids)
 
@@ -357,12 +388,36 @@ def rename_user(mirror: Mirror, old: str, new: str) -> int:
     if old == new:
         return 0
     with mirror.transaction() as conn:
-        changed = conn.execute("UPDATE revisions SET user = ? WHERE user = ?", (new, old)).rowcount
+        changed = _rename_actors(conn, old, new)
         row = conn.execute("SELECT userid FROM users WHERE name = ?", (old,)).fetchone()
         if row is not None:
             conn.execute("DELETE FROM users WHERE name = ?", (old,))
             conn.execute(_UPSERT_USER, (new, row[0]))
             changed += 1
+    return int(changed)
+
+
+def _rename_actors(conn: sqlite3.Connection, old: str, new: str) -> int:
+    """Rename the authors named ``old``; returns the revisions attributed anew.
+
+    An author (name, user id) may exist under the new name already, e.g. from
+    edits made after the rename: its revisions and the renamed ones then share it.
+    """
+    changed = 0
+    for actor, userid in conn.execute(
+        "SELECT id, userid FROM actors WHERE name = ?", (old,)
+    ).fetchall():
+        changed += conn.execute(
+            "SELECT count(*) FROM revision_data WHERE actor = ?", (actor,)
+        ).fetchone()[0]
+        twin = conn.execute(
+            "SELECT id FROM actors WHERE name = ? AND userid IS ?", (new, userid)
+        ).fetchone()
+        if twin is None:
+            conn.execute("UPDATE actors SET name = ? WHERE id = ?", (new, actor))
+        else:
+            conn.execute("UPDATE revision_data SET actor = ? WHERE actor = ?", (twin[0], actor))
+            conn.execute("DELETE FROM actors WHERE id = ?", (actor,))
     return int(changed)
 
 
@@ -379,11 +434,12 @@ def collect_garbage_texts(mirror: Mirror) -> int:
     with mirror.transaction():
         purged = _collect_garbage(mirror, None)
     if purged:
+        mirror.give_back_space()
         mirror.scrub_wal()
     return purged
 
 
-def _collect_garbage(mirror: Mirror, candidates: Iterable[str] | None) -> int:
+def _collect_garbage(mirror: Mirror, candidates: Iterable[int] | None) -> int:
     """Delete unreferenced texts inside the caller's transaction.
 
     With candidates (the texts whose references the caller just removed) only
@@ -395,17 +451,17 @@ def _collect_garbage(mirror: Mirror, candidates: Iterable[str] | None) -> int:
         unused = [
             row[0]
             for row in conn.execute(
-                "SELECT sha1 FROM texts t"
-                " WHERE NOT EXISTS (SELECT 1 FROM slots s WHERE s.text_sha1 = t.sha1)"
+                "SELECT id FROM text_data t"
+                " WHERE NOT EXISTS (SELECT 1 FROM slot_data s WHERE s.text_id = t.id)"
             )
         ]
     else:
-        unused = [sha1 for sha1 in set(candidates) if not _referenced(conn, sha1)]
-    return mirror.texts.remove(unused)
+        unused = [text for text in set(candidates) if not _referenced(conn, text)]
+    return mirror.texts.remove_ids(unused)
 
 
-def _referenced(conn: sqlite3.Connection, sha1: str) -> bool:
-    row = conn.execute("SELECT 1 FROM slots WHERE text_sha1 = ? LIMIT 1", (sha1,)).fetchone()
+def _referenced(conn: sqlite3.Connection, text_id: int) -> bool:
+    row = conn.execute("SELECT 1 FROM slot_data WHERE text_id = ? LIMIT 1", (text_id,)).fetchone()
     return row is not None
 
 

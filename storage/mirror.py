@@ -11,7 +11,7 @@ import itertools
 import json
 import sqlite3
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -20,7 +20,7 @@ import sqlite_utils
 
 from .errors import MirrorMismatchError, StorageError
 from .records import Checkpoint, PageRecord, RevisionBatch, RevisionRecord, SlotRecord
-from .schema import MIGRATIONS, migrate, schema_version, utc_now
+from .schema import COMPACT_STORE, MIGRATIONS, migrate, schema_version, utc_now
 from .stored import REVISION_COLUMNS, SLOT_COLUMNS, StoredRevision, stored_revision
 from .textstore import TextStore
 
@@ -39,13 +39,15 @@ _UPSERT_PAGE = """
         touched = coalesce(excluded.touched, pages.touched)
 """
 
+# Into the compact tables (storage/schema.py): the readable `revisions` and
+# `slots` are views of these.
 _UPSERT_REVISION = """
-    INSERT INTO revisions (revid, pageid, parentid, timestamp, user, userid, comment, minor,
+    INSERT INTO revision_data (revid, pageid, parentid, timestamp, actor, comment, minor,
         size, sha1, tags, texthidden, userhidden, commenthidden, sha1hidden, suppressed)
-    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
     ON CONFLICT (revid) DO UPDATE SET
         pageid = excluded.pageid, parentid = excluded.parentid,
-        timestamp = excluded.timestamp, user = excluded.user, userid = excluded.userid,
+        timestamp = excluded.timestamp, actor = excluded.actor,
         comment = excluded.comment, minor = excluded.minor, size = excluded.size,
         sha1 = excluded.sha1, tags = excluded.tags, texthidden = excluded.texthidden,
         userhidden = excluded.userhidden, commenthidden = excluded.commenthidden,
@@ -53,9 +55,8 @@ _UPSERT_REVISION = """
 """
 
 _INSERT_SLOT = """
-    INSERT OR REPLACE INTO slots (revid, role, content_model, content_format, size, sha1,
-        text_sha1, texthidden, missing)
-    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+    INSERT OR REPLACE INTO slot_data (revid, role, kind, size, sha1, text_id, texthidden, missing)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?)
 """
 
 _UPSERT_USER = """
@@ -86,7 +87,8 @@ class Mirror:
     def open(cls, directory: Path, *, create: bool) -> Mirror:
         directory = Path(directory)
         path = directory / DB_NAME
-        if not path.exists():
+        new = not path.exists()
+        if new:
             if not create:
                 raise StorageError(f"no mirror at {directory}")
             try:
@@ -98,6 +100,8 @@ class Mirror:
         conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         try:
             db = sqlite_utils.Database(conn)
+            if new:
+                _set_file_format(db)
             # WAL + synchronous=NORMAL: a commit is in the WAL file when it
             # returns, so a killed process loses nothing committed; only a power
             # failure or OS crash can lose the last commits, never corrupt the file.
@@ -118,7 +122,9 @@ class Mirror:
                     f"mirror {directory} was written by a newer harvester"
                     f" (schema {version}, this one knows {len(MIGRATIONS)})"
                 )
-            migrate(db)
+            applied = migrate(db)
+            if version and COMPACT_STORE in applied:
+                _vacuum(db)
         except sqlite3.DatabaseError as exc:
             conn.close()
             raise StorageError(f"{path} is not a usable mirror database ({exc})") from None
@@ -164,6 +170,10 @@ class Mirror:
         except BaseException:
             self._rollback()
             raise
+
+    def give_back_space(self) -> None:
+        """Return the file's free pages to the file system (after texts were removed)."""
+        self.db.conn.execute("PRAGMA incremental_vacuum")
 
     def scrub_wal(self) -> bool:
         """Copy the WAL into the database and truncate it; False if a reader prevented it.
@@ -347,7 +357,10 @@ class Mirror:
 
     def _write_revision(self, conn: sqlite3.Connection, rev: RevisionRecord) -> int:
         """Write one revision with its slots and texts; 1 if it is new, else 0."""
-        exists = conn.execute("SELECT 1 FROM revisions WHERE revid = ?", (rev.revid,)).fetchone()
+        exists = conn.execute(
+            "SELECT 1 FROM revision_data WHERE revid = ?", (rev.revid,)
+        ).fetchone()
+        user = None if rev.userhidden else rev.user
         conn.execute(
             _UPSERT_REVISION,
             (
@@ -355,13 +368,12 @@ class Mirror:
                 rev.pageid,
                 rev.parentid,
                 rev.timestamp,
-                rev.user,
-                rev.userid,
+                None if user is None else actor_id(conn, user, rev.userid),
                 rev.comment,
                 int(rev.minor),
                 rev.size,
                 rev.sha1,
-                json.dumps(rev.tags, ensure_ascii=False),
+                _tags_column(rev.tags),
                 int(rev.texthidden),
                 int(rev.userhidden),
                 int(rev.commenthidden),
@@ -369,33 +381,40 @@ class Mirror:
                 int(rev.suppressed),
             ),
         )
-        if rev.user is not None and not rev.userhidden:
-            conn.execute(_UPSERT_USER, (rev.user, rev.userid))
+        if user is not None:
+            conn.execute(_UPSERT_USER, (user, rev.userid))
         # Replace the slot set as a whole: a re-fetch is the truth now.
-        conn.execute("DELETE FROM slots WHERE revid = ?", (rev.revid,))
+        conn.execute("DELETE FROM slot_data WHERE revid = ?", (rev.revid,))
         for slot in rev.slots:
-            self._write_slot(conn, rev, slot)
+            main = self._write_slot(conn, rev, slot)
+            if slot.role == "main" and main is not None and rev.sha1 == main:
+                # Stored once, in text_data (see storage/schema.py).
+                conn.execute("UPDATE revision_data SET sha1 = '' WHERE revid = ?", (rev.revid,))
         return 0 if exists else 1
 
-    def _write_slot(self, conn: sqlite3.Connection, rev: RevisionRecord, slot: SlotRecord) -> None:
+    def _write_slot(
+        self, conn: sqlite3.Connection, rev: RevisionRecord, slot: SlotRecord
+    ) -> str | None:
+        """Write one slot and its text; returns the text's sha1 if it is stored."""
         hidden = slot.texthidden or rev.texthidden
-        sha1 = None
-        if slot.text is not None and not hidden and not slot.missing:
-            sha1 = self.texts.put(slot.text, rev.pageid, slot.role, rev.revid)
+        text_id, sha1 = None, None
+        if _keeps_text(rev, slot):
+            assert slot.text is not None
+            text_id, sha1 = self.texts.add(slot.text, rev.pageid, slot.role, rev.revid)
         conn.execute(
             _INSERT_SLOT,
             (
                 rev.revid,
                 slot.role,
-                slot.content_model,
-                slot.content_format,
+                content_kind_id(conn, slot.content_model, slot.content_format),
                 slot.size,
-                slot.sha1,
-                sha1,
+                sha1_column(slot.sha1, sha1),
+                text_id,
                 int(hidden),
                 int(slot.missing),
             ),
         )
+        return sha1
 
     # -- reading ----------------------------------------------------------------
 
@@ -405,21 +424,21 @@ class Mirror:
     def revision_text(self, revid: int, role: str = "main") -> str | None:
         """The text of a revision's slot, or None when hidden, missing or not stored."""
         row = self.db.execute(
-            "SELECT text_sha1 FROM slots WHERE revid = ? AND role = ?", [revid, role]
+            "SELECT text_id FROM slot_data WHERE revid = ? AND role = ?", [revid, role]
         ).fetchone()
         if row is None or row[0] is None:
             return None
-        return self.texts.get(row[0])
+        return self.texts.get_by_id(int(row[0]))
 
     def count_revisions(
         self, *, namespaces: set[int] | None = None, current_only: bool = False
     ) -> int:
         """How many revisions iter_revisions() yields with the same filters."""
         if namespaces is None and not current_only:
-            return int(self.db.execute("SELECT count(*) FROM revisions").fetchone()[0])
+            return int(self.db.execute("SELECT count(*) FROM revision_data").fetchone()[0])
         # current_only: one revision per page that has any.
         what = "count(DISTINCT r.pageid)" if current_only else "count(*)"
-        sql = f"SELECT {what} FROM revisions r JOIN pages p ON p.pageid = r.pageid"
+        sql = f"SELECT {what} FROM revision_data r JOIN pages p ON p.pageid = r.pageid"
         params: list[int] = []
         if namespaces is not None:
             sql += f" WHERE p.ns IN ({', '.join('?' * len(namespaces))})"
@@ -461,8 +480,26 @@ class Mirror:
 
     def iter_text_sha1s(self) -> Iterator[str]:
         """Every stored text's sha1 (for checks: each must read back)."""
-        for row in self.db.conn.execute("SELECT sha1 FROM texts"):
-            yield row[0]
+        for row in self.db.conn.execute("SELECT sha1 FROM text_data"):
+            yield bytes(row[0]).hex()
+
+
+def _vacuum(db: sqlite_utils.Database) -> None:
+    """Rebuild an upgraded mirror's file: the old tables' pages become free space.
+
+    Also switches it to incremental auto-vacuum. Skipped when another
+    connection holds the file (it is only smaller later, never wrong).
+    """
+    _set_file_format(db)
+    with suppress(sqlite3.OperationalError):
+        db.execute("VACUUM")
+
+
+def _set_file_format(db: sqlite_utils.Database) -> None:
+    """Settings that take effect in an empty file or at the next VACUUM."""
+    # Freed pages go back to the file system (Mirror.give_back_space) instead of
+    # staying in the file as free pages.
+    db.execute("PRAGMA auto_vacuum=INCREMENTAL")
 
 
 def _state_json(state: dict[str, Any] | None) -> str | None:
@@ -481,3 +518,44 @@ def _checkpoint(row: tuple[Any, ...]) -> Checkpoint:
 
 def _int_or_none(value: bool | None) -> int | None:
     return None if value is None else int(value)
+
+
+def actor_id(conn: sqlite3.Connection, name: str, userid: int | None) -> int:
+    """The id of an author (name and user id) in ``actors``, added if new."""
+    row = conn.execute(
+        "SELECT id FROM actors WHERE name = ? AND userid IS ?", (name, userid)
+    ).fetchone()
+    if row is not None:
+        return int(row[0])
+    cursor = conn.execute("INSERT INTO actors (name, userid) VALUES (?, ?)", (name, userid))
+    return int(cursor.lastrowid or 0)
+
+
+def content_kind_id(conn: sqlite3.Connection, model: str | None, fmt: str | None) -> int:
+    """The id of a (content model, format) pair in ``content_kinds``, added if new."""
+    row = conn.execute(
+        "SELECT id FROM content_kinds WHERE content_model IS ? AND content_format IS ?",
+        (model, fmt),
+    ).fetchone()
+    if row is not None:
+        return int(row[0])
+    cursor = conn.execute(
+        "INSERT INTO content_kinds (content_model, content_format) VALUES (?, ?)", (model, fmt)
+    )
+    return int(cursor.lastrowid or 0)
+
+
+def _keeps_text(rev: RevisionRecord, slot: SlotRecord) -> bool:
+    hidden = slot.texthidden or rev.texthidden
+    return slot.text is not None and not hidden and not slot.missing
+
+
+def sha1_column(given: str | None, stored: str | None) -> str | None:
+    """A sha1 as stored next to a text: '' when it is that text's own (see schema.py)."""
+    if given is not None and stored is not None and given == stored:
+        return ""
+    return given
+
+
+def _tags_column(tags: list[str]) -> str | None:
+    return json.dumps(tags, ensure_ascii=False) if tags else None

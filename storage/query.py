@@ -191,6 +191,11 @@ def slot_text(mirror: Mirror, rev: StoredRevision, role: str = "main") -> str:
 # -- statistics -----------------------------------------------------------------
 
 
+# Distinct author names with a stored revision: one probe of the actor index each.
+_EDITORS = """SELECT count(DISTINCT a.name) FROM actors a
+    WHERE EXISTS (SELECT 1 FROM revision_data r WHERE r.actor = a.id)"""
+
+
 def mirror_stats(mirror: Mirror) -> dict[str, Any]:
     """Counts, sizes and the last crawl, as one JSON-ready dict (see `harvester stats`)."""
     def one(sql: str) -> int:
@@ -207,9 +212,9 @@ def mirror_stats(mirror: Mirror) -> dict[str, Any]:
     ]
     # Every revision's texts in full, as an XML dump would hold them, versus the
     # distinct texts, versus what the compressed store takes.
-    raw = one("SELECT sum(t.size) FROM slots s JOIN texts t ON t.sha1 = s.text_sha1")
-    distinct = one("SELECT sum(size) FROM texts")
-    stored = one("SELECT sum(length(data)) FROM texts")
+    raw = one("SELECT sum(t.size) FROM slot_data s JOIN text_data t ON t.id = s.text_id")
+    distinct = one("SELECT sum(size) FROM text_data")
+    stored = one("SELECT sum(length(data)) FROM text_data")
     files = sum(
         path.stat().st_size
         for path in (mirror.directory / name for name in (DB_NAME, DB_NAME + "-wal"))
@@ -219,9 +224,9 @@ def mirror_stats(mirror: Mirror) -> dict[str, Any]:
         "mirror": os.fspath(mirror.directory),
         "pages": one("SELECT count(*) FROM pages"),
         "revisions": one("SELECT count(*) FROM revisions"),
-        "editors": one("SELECT count(DISTINCT user) FROM revisions WHERE user IS NOT NULL"),
+        "editors": one(_EDITORS),
         "namespaces": namespaces,
-        "texts": one("SELECT count(*) FROM texts"),
+        "texts": one("SELECT count(*) FROM text_data"),
         "text_bytes": raw,
         "distinct_text_bytes": distinct,
         "stored_text_bytes": stored,

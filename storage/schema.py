@@ -10,12 +10,16 @@ booleans are INTEGER 0/1, JSON is TEXT.
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Callable
 from datetime import UTC, datetime
 
 import sqlite_utils
 
 Migration = Callable[[sqlite_utils.Database], None]
+
+# The migration after which the file has space to give back (see Mirror.open).
+COMPACT_STORE = "compact store: integer text ids, binary sha1s, readable views"
 
 
 def _create_catalogue(db: sqlite_utils.Database) -> None:
@@ -242,6 +246,235 @@ def _create_sync(db: sqlite_utils.Database) -> None:
     db.table("texts").create_index(["base"])
 
 
+# -- the compact store ---------------------------------------------------------------
+#
+# Per revision the first schema stored the same SHA-1 up to six times as 40-char
+# hex (revisions.sha1, slots.sha1, slots.text_sha1, texts.sha1 and their
+# indexes), each author name and content model in full, and three indexes on
+# revisions; the texts themselves were a sixth of the file (fixture wiki: 374 KB
+# of 2.51 MB). Now the rows live in compact tables (integer keys, one binary
+# SHA-1 per text, lookup tables for authors and content models) and the
+# readable tables of before are views of the same names and columns.
+
+_COMPACT_TABLES = """
+CREATE TABLE actors (id INTEGER PRIMARY KEY, name TEXT NOT NULL, userid INTEGER);
+CREATE INDEX idx_actors_name ON actors (name, userid);
+CREATE TABLE content_kinds (id INTEGER PRIMARY KEY, content_model TEXT, content_format TEXT);
+CREATE TABLE text_data (
+    id INTEGER PRIMARY KEY,
+    sha1 BLOB NOT NULL,
+    base INTEGER,
+    depth INTEGER NOT NULL,
+    size INTEGER NOT NULL,
+    children INTEGER NOT NULL DEFAULT 0,
+    data BLOB NOT NULL
+);
+CREATE TABLE revision_data (
+    revid INTEGER PRIMARY KEY,
+    pageid INTEGER NOT NULL,
+    parentid INTEGER,
+    timestamp TEXT NOT NULL,
+    actor INTEGER,
+    comment TEXT,
+    minor INTEGER,
+    size INTEGER,
+    sha1 TEXT,
+    tags TEXT,
+    texthidden INTEGER,
+    userhidden INTEGER,
+    commenthidden INTEGER,
+    sha1hidden INTEGER,
+    suppressed INTEGER
+);
+CREATE TABLE slot_data (
+    revid INTEGER NOT NULL,
+    role TEXT NOT NULL,
+    kind INTEGER,
+    size INTEGER,
+    sha1 TEXT,
+    text_id INTEGER,
+    texthidden INTEGER,
+    missing INTEGER,
+    PRIMARY KEY (revid, role)
+) WITHOUT ROWID;
+"""
+
+# After the rows are in: sorted index builds pack their pages full.
+_COMPACT_INDEXES = """
+-- The dedup lookup: 8 bytes of each SHA-1 are as selective as 20, and smaller.
+CREATE INDEX idx_text_data_sha1 ON text_data (substr(sha1, 1, 8));
+-- Garbage collection: which texts are deltas against this one, does any slot
+-- still use this text.
+CREATE INDEX idx_text_data_base ON text_data (base) WHERE base IS NOT NULL;
+CREATE INDEX idx_slot_data_text ON slot_data (text_id) WHERE text_id IS NOT NULL;
+-- A page's history in order: (pageid, timestamp), then revid, the rowid every
+-- index entry ends with. It also serves "the previous revision of this page"
+-- for the delta store and the revision counts per page.
+CREATE INDEX idx_revision_data_history ON revision_data (pageid, timestamp);
+-- Edits by one author, distinct editors.
+CREATE INDEX idx_revision_data_actor ON revision_data (actor) WHERE actor IS NOT NULL;
+"""
+
+# sha1 columns of revision_data and slot_data: '' means "the SHA-1 of the stored
+# text" (the main slot's text for a revision), NULL none (hidden or unknown),
+# anything else the wiki's value as given.
+_MAIN_TEXT_SHA1 = """(SELECT lower(hex(t.sha1)) FROM slot_data s JOIN text_data t
+    ON t.id = s.text_id WHERE s.revid = r.revid AND s.role = 'main')"""
+
+# Scalar subqueries, not joins: a view over one table is flattened into any
+# query (also as the right side of a LEFT JOIN), so its indexes keep serving.
+_COMPACT_VIEWS = f"""
+CREATE VIEW revisions AS SELECT
+    r.revid, r.pageid, r.parentid, r.timestamp,
+    (SELECT a.name FROM actors a WHERE a.id = r.actor) AS user,
+    (SELECT a.userid FROM actors a WHERE a.id = r.actor) AS userid,
+    r.comment, r.minor, r.size,
+    CASE r.sha1 WHEN '' THEN {_MAIN_TEXT_SHA1} ELSE r.sha1 END AS sha1,
+    coalesce(r.tags, '[]') AS tags,
+    r.texthidden, r.userhidden, r.commenthidden, r.sha1hidden, r.suppressed
+FROM revision_data r;
+CREATE VIEW slots AS SELECT
+    s.revid, s.role,
+    (SELECT k.content_model FROM content_kinds k WHERE k.id = s.kind) AS content_model,
+    (SELECT k.content_format FROM content_kinds k WHERE k.id = s.kind) AS content_format,
+    s.size,
+    CASE s.sha1 WHEN '' THEN (SELECT lower(hex(t.sha1)) FROM text_data t WHERE t.id = s.text_id)
+        ELSE s.sha1 END AS sha1,
+    (SELECT lower(hex(t.sha1)) FROM text_data t WHERE t.id = s.text_id) AS text_sha1,
+    s.texthidden, s.missing, s.text_id
+FROM slot_data s;
+CREATE VIEW texts AS SELECT
+    t.id, lower(hex(t.sha1)) AS sha1,
+    (SELECT lower(hex(b.sha1)) FROM text_data b WHERE b.id = t.base) AS base,
+    t.depth, t.size, t.children, t.data
+FROM text_data t;
+"""
+
+# Hand edits through the readable views (UPDATE and DELETE; the harvester itself
+# writes the tables) reach the rows they show.
+_ACTOR_OF_NEW = """CASE WHEN NEW.user IS OLD.user AND NEW.userid IS OLD.userid THEN actor
+    WHEN NEW.user IS NULL THEN NULL
+    ELSE (SELECT id FROM actors WHERE name = NEW.user AND userid IS NEW.userid) END"""
+_KIND_OF_NEW = """(SELECT id FROM content_kinds
+    WHERE content_model IS NEW.content_model AND content_format IS NEW.content_format)"""
+_COMPACT_TRIGGERS = f"""
+CREATE TRIGGER revisions_update INSTEAD OF UPDATE ON revisions BEGIN
+    INSERT INTO actors (name, userid) SELECT NEW.user, NEW.userid
+        WHERE NEW.user IS NOT NULL AND NOT EXISTS
+        (SELECT 1 FROM actors WHERE name = NEW.user AND userid IS NEW.userid);
+    UPDATE revision_data SET revid = NEW.revid, pageid = NEW.pageid, parentid = NEW.parentid,
+        timestamp = NEW.timestamp, actor = {_ACTOR_OF_NEW}, comment = NEW.comment,
+        minor = NEW.minor, size = NEW.size,
+        sha1 = CASE WHEN NEW.sha1 IS OLD.sha1 THEN sha1 ELSE NEW.sha1 END,
+        tags = CASE WHEN NEW.tags IS OLD.tags THEN tags ELSE nullif(NEW.tags, '[]') END,
+        texthidden = NEW.texthidden, userhidden = NEW.userhidden,
+        commenthidden = NEW.commenthidden, sha1hidden = NEW.sha1hidden,
+        suppressed = NEW.suppressed
+    WHERE revid = OLD.revid;
+END;
+CREATE TRIGGER revisions_delete INSTEAD OF DELETE ON revisions BEGIN
+    DELETE FROM revision_data WHERE revid = OLD.revid;
+END;
+CREATE TRIGGER slots_update INSTEAD OF UPDATE ON slots BEGIN
+    INSERT INTO content_kinds (content_model, content_format)
+        SELECT NEW.content_model, NEW.content_format WHERE NOT EXISTS {_KIND_OF_NEW};
+    UPDATE slot_data SET revid = NEW.revid, role = NEW.role, kind = {_KIND_OF_NEW},
+        size = NEW.size, texthidden = NEW.texthidden, missing = NEW.missing,
+        sha1 = CASE WHEN NEW.sha1 IS OLD.sha1 THEN sha1 ELSE NEW.sha1 END,
+        text_id = CASE WHEN NEW.text_sha1 IS OLD.text_sha1 THEN NEW.text_id
+            WHEN NEW.text_sha1 IS NULL THEN NULL
+            ELSE (SELECT id FROM text_data WHERE lower(hex(sha1)) = lower(NEW.text_sha1)) END
+    WHERE revid = OLD.revid AND role = OLD.role;
+END;
+CREATE TRIGGER slots_delete INSTEAD OF DELETE ON slots BEGIN
+    DELETE FROM slot_data WHERE revid = OLD.revid AND role = OLD.role;
+END;
+CREATE TRIGGER texts_update INSTEAD OF UPDATE ON texts BEGIN
+    UPDATE text_data SET depth = NEW.depth, size = NEW.size, children = NEW.children,
+        data = NEW.data,
+        base = CASE WHEN NEW.base IS OLD.base THEN base WHEN NEW.base IS NULL THEN NULL
+            ELSE (SELECT b.id FROM text_data b WHERE lower(hex(b.sha1)) = lower(NEW.base)) END
+    WHERE id = OLD.id;
+END;
+CREATE TRIGGER texts_delete INSTEAD OF DELETE ON texts BEGIN
+    DELETE FROM text_data WHERE id = OLD.id;
+END;
+-- A text removed from the store (hidden or deleted on the wiki) must not live
+-- on in the search index's copy until the next search.
+CREATE TRIGGER search_forget_text AFTER DELETE ON text_data BEGIN
+    DELETE FROM search_index WHERE rowid IN
+        (SELECT pageid FROM search_indexed WHERE text_sha1 = lower(hex(OLD.sha1)));
+    DELETE FROM search_indexed WHERE text_sha1 = lower(hex(OLD.sha1));
+END;
+"""
+
+# The rows of the first schema, converted. Old frames are kept as they are (the
+# reader tells them by their magic number): upgrading costs no recompression.
+_COPY_OLD_ROWS = """
+INSERT INTO actors (name, userid)
+    SELECT user, userid FROM revisions WHERE user IS NOT NULL
+    GROUP BY user, userid ORDER BY min(revid);
+INSERT INTO content_kinds (content_model, content_format)
+    SELECT DISTINCT content_model, content_format FROM slots;
+INSERT INTO text_data (id, sha1, base, depth, size, children, data)
+    SELECT t.rowid, _sha1_bytes(t.sha1), b.rowid, t.depth, t.size, t.children, t.data
+    FROM texts t LEFT JOIN texts b ON b.sha1 = t.base ORDER BY t.rowid;
+INSERT INTO revision_data
+    SELECT r.revid, r.pageid, r.parentid, r.timestamp, a.id, r.comment, r.minor, r.size,
+        CASE WHEN r.sha1 = (SELECT s.text_sha1 FROM slots s
+                            WHERE s.revid = r.revid AND s.role = 'main') THEN '' ELSE r.sha1 END,
+        nullif(r.tags, '[]'), r.texthidden, r.userhidden, r.commenthidden, r.sha1hidden,
+        r.suppressed
+    FROM revisions r LEFT JOIN actors a ON a.name = r.user AND a.userid IS r.userid
+    ORDER BY r.revid;
+INSERT INTO slot_data
+    SELECT s.revid, s.role, k.id, s.size,
+        CASE WHEN s.sha1 = s.text_sha1 THEN '' ELSE s.sha1 END, t.rowid, s.texthidden, s.missing
+    FROM slots s
+    LEFT JOIN content_kinds k
+        ON k.content_model IS s.content_model AND k.content_format IS s.content_format
+    LEFT JOIN texts t ON t.sha1 = s.text_sha1
+    ORDER BY s.revid, s.role;
+DROP TABLE slots;
+DROP TABLE revisions;
+DROP TABLE texts;
+"""
+
+
+def _executescript(db: sqlite_utils.Database, script: str) -> None:
+    # Statement by statement: sqlite3's executescript() would COMMIT the
+    # migration's transaction. (No statement here holds a ';' inside a string.)
+    for statement in _statements(script):
+        db.execute(statement)
+
+
+def _statements(script: str) -> list[str]:
+    out: list[str] = []
+    pending = ""
+    for line in script.splitlines(keepends=True):
+        if line.lstrip().startswith("--"):
+            continue
+        pending += line
+        if sqlite3.complete_statement(pending):
+            out.append(pending.strip())
+            pending = ""
+    assert not pending.strip(), pending
+    return out
+
+
+def _compact_store(db: sqlite_utils.Database) -> None:
+    db.conn.create_function("_sha1_bytes", 1, _sha1_bytes, deterministic=True)
+    _executescript(db, _COMPACT_TABLES)
+    _executescript(db, _COPY_OLD_ROWS)
+    _executescript(db, _COMPACT_INDEXES)
+    _executescript(db, _COMPACT_VIEWS)
+    _executescript(db, _COMPACT_TRIGGERS)
+
+
+def _sha1_bytes(hex_sha1: str) -> bytes:
+    return bytes.fromhex(hex_sha1)
+
+
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("catalogue", _create_catalogue),
     ("revisions", _create_revisions),
@@ -249,6 +482,7 @@ MIGRATIONS: list[tuple[str, Migration]] = [
     ("pages by namespace and pageid", _index_pages_by_namespace),
     ("reading: views, user index, search index", _create_reading),
     ("sync: tombstones, applied rcids, text reference indexes", _create_sync),
+    (COMPACT_STORE, _compact_store),
 ]
 
 

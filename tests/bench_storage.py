@@ -168,6 +168,11 @@ def report(result: Result, raw: int, sha1s: dict[int, str]) -> None:
         f" | read p50 {p50:.2f} ms p99 {p99:.2f} ms",
         flush=True,
     )
+    # Where the file's bytes are: each table and index, by pages.
+    where = mirror.db.execute(
+        "SELECT name, sum(pgsize) FROM dbstat GROUP BY name ORDER BY 2 DESC LIMIT 6"
+    ).fetchall()
+    print("  largest: " + ", ".join(f"{name} {size / 1e6:.2f} MB" for name, size in where))
 
 
 def export(mirror: Mirror) -> None:

@@ -38,8 +38,8 @@ def test_datasette_serves_a_mirror(tmp_path: Path) -> None:
         f"/{name}/page_history.json?title=Main+Page&_sort_desc=revid&_shape=array",
     ]))  # fmt: skip
     tables = {t["name"] for t in listing["tables"]}
-    assert {"pages", "revisions", "slots", "texts", "namespaces", "runs"} <= tables
-    assert {"latest_revisions", "page_history", "page_summary", "user_edits"} <= {
-        v["name"] for v in listing["views"]}  # fmt: skip
+    assert {"pages", "namespaces", "runs", "revision_data", "text_data"} <= tables
+    assert {"revisions", "slots", "texts", "latest_revisions", "page_history", "page_summary",
+            "user_edits"} <= {v["name"] for v in listing["views"]}
     assert rows == [{"title": "Main Page", "revisions": 3}, {"title": "Zebra", "revisions": 1}]
     assert [r["revid"] for r in view] == [12, 11, 10]

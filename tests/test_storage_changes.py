@@ -99,9 +99,9 @@ def file_bytes(mirror: Mirror) -> bytes:
 def texts_hold(mirror: Mirror, needle: str) -> bool:
     """Does any stored frame, raw or decompressed (as a keyframe or on its base), hold it?"""
     mirror.texts.cache.clear()
-    for sha1, base, data in rows(mirror, "SELECT sha1, base, data FROM texts"):
+    for sha1, base, size, data in rows(mirror, "SELECT sha1, base, size, data FROM texts"):
         base_bytes = None if base is None else mirror.texts.get_bytes(base)
-        if needle.encode() in data or needle.encode() in decompress(data, base_bytes, sha1):
+        if needle.encode() in data or needle.encode() in decompress(data, base_bytes, sha1, size):
             return True
     return False
 
@@ -331,7 +331,7 @@ def test_failed_reconcile_changes_nothing(mirror: Mirror, monkeypatch: pytest.Mo
     def broken(doomed: object) -> int:
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setattr(mirror.texts, "remove", broken)
+    monkeypatch.setattr(mirror.texts, "remove_ids", broken)
     with pytest.raises(RuntimeError):
         changes.reconcile_page(mirror, page(title="New"), [meta(revs[0]), hidden(revs[1])])
     assert snapshot(mirror) == before and not mirror.db.conn.in_transaction

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import zstandard
 
 from storage import schema
 from storage.errors import MirrorMismatchError, StorageError
 from storage.mirror import DB_NAME, Mirror
 from storage.records import PageRecord, RevisionBatch, RevisionRecord, SlotRecord
 from storage.schema import MIGRATIONS
+from storage.textstore import StoredText
 
 
 def rev(revid: int, pageid: int = 1, text: str | None = "text", **kw: Any) -> RevisionRecord:
@@ -71,7 +74,9 @@ def test_schema_is_recorded_and_reopening_keeps_data(tmp_path: Path) -> None:
         assert [name for _, name in rows] == [name for name, _ in MIGRATIONS]
         tables = set(m.db.table_names())
         assert {"meta", "siteinfo", "namespaces", "namespace_aliases", "pages"} <= tables
-        assert {"revisions", "slots", "texts", "users", "checkpoints", "runs"} <= tables
+        assert {"revision_data", "slot_data", "text_data", "users", "checkpoints", "runs"} <= tables
+        # The readable tables of the first schema are views of the compact ones.
+        assert {"revisions", "slots", "texts"} <= set(m.db.view_names())
         assert {"latest_revisions", "user_edits"} <= set(m.db.view_names())
     with Mirror.open(tmp_path, create=False) as m:
         assert m.get_meta("k") == "v"
@@ -287,17 +292,17 @@ def test_latest_revisions_view(mirror: Mirror) -> None:
 
 def test_failed_batch_leaves_nothing(mirror: Mirror, monkeypatch: pytest.MonkeyPatch) -> None:
     mirror.write_batch(batch(rev(1)), "cp", {"n": 1}, False)
-    original = mirror.texts.put
+    original = mirror.texts.add
     calls = 0
 
-    def failing_put(*args: Any) -> str:
+    def failing_put(*args: Any) -> StoredText:
         nonlocal calls
         calls += 1
         if calls == 2:
             raise RuntimeError("disk on fire")
         return original(*args)
 
-    monkeypatch.setattr(mirror.texts, "put", failing_put)
+    monkeypatch.setattr(mirror.texts, "add", failing_put)
     with pytest.raises(RuntimeError):
         mirror.write_batch(batch(rev(2, text="a"), rev(3, text="b")), "cp", {"n": 2}, False)
     assert not mirror.db.conn.in_transaction
@@ -317,3 +322,101 @@ def test_opening_needs_no_write_lock(tmp_path: Path) -> None:
             assert reader.count_revisions() == 1
         assert time.monotonic() - start < 2
         writer.db.execute("ROLLBACK")
+
+
+# -- upgrading a mirror of the first schema ----------------------------------------
+
+
+def _old_frame(data: bytes, base: bytes | None) -> bytes:
+    """A frame as the first schema's store wrote it: magic number, size and checksum."""
+    params = zstandard.ZstdCompressionParameters.from_level(
+        9, write_checksum=1, write_content_size=1
+    )
+    if base is None:
+        return zstandard.ZstdCompressor(compression_params=params).compress(data)
+    raw = zstandard.ZstdCompressionDict(base, dict_type=zstandard.DICT_TYPE_RAWCONTENT)
+    return zstandard.ZstdCompressor(dict_data=raw, compression_params=params).compress(data)
+
+
+def test_a_mirror_of_the_first_schema_is_upgraded_intact(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first, second = "Version one. " * 200, "Version one. " * 199 + "Version two."
+    sha = {t: hashlib.sha1(t.encode()).hexdigest() for t in (first, second)}
+    revisions = [  # as the first schema's tables held them, hidden fields and all
+        (1, 1, None, "2024-01-01T00:00:01Z", "Alice", 5, "new", 0, 2600, sha[first], "[]",
+         0, 0, 0, 0, 0),
+        (2, 1, 1, "2024-01-01T00:00:02Z", "192.0.2.1", 0, None, 1, 2599, "F" * 40,
+         '["mw-undo"]', 0, 0, 1, 0, 0),
+        (3, 1, 2, "2024-01-01T00:00:03Z", None, None, "gone", 0, 7, None, "[]", 1, 1, 0, 1, 1),
+        (4, 2, None, "2024-01-02T00:00:00Z", "Alice", 5, "copy", 0, 2600, sha[first], "[]",
+         0, 0, 0, 0, 0),
+    ]  # fmt: skip
+    slots = [
+        (1, "main", "wikitext", "text/x-wiki", 2600, sha[first], sha[first], 0, 0),
+        (2, "main", "wikitext", "text/x-wiki", 2599, sha[second], sha[second], 0, 0),
+        (2, "extra", "json", None, 2, None, None, 0, 1),
+        (3, "main", "wikitext", None, 7, None, None, 1, 0),
+        (4, "main", "wikitext", "text/x-wiki", 2600, sha[first], sha[first], 0, 0),
+    ]
+    texts = [
+        (sha[first], None, 0, 2600, 1, _old_frame(first.encode(), None)),
+        (sha[second], sha[first], 1, 2599, 0, _old_frame(second.encode(), first.encode())),
+    ]
+    with monkeypatch.context() as patch:
+        patch.setattr(schema, "MIGRATIONS", MIGRATIONS[:6])
+        with Mirror.open(tmp_path, create=True) as m:
+            m.db.conn.executemany(f"INSERT INTO revisions VALUES ({', '.join('?' * 16)})",
+                                  revisions)  # fmt: skip
+            m.db.conn.executemany(f"INSERT INTO slots VALUES ({', '.join('?' * 9)})", slots)
+            m.db.conn.executemany("INSERT INTO texts VALUES (?, ?, ?, ?, ?, ?)", texts)
+            m.db.conn.executemany("INSERT INTO users VALUES (?, ?)", [("Alice", 5)])
+            m.db.conn.executemany("INSERT INTO pages (pageid, ns, title) VALUES (?, 0, ?)",
+                                  [(1, "One"), (2, "Two")])  # fmt: skip
+    with Mirror.open(tmp_path, create=False) as m:
+        assert m.db.execute("SELECT * FROM revisions ORDER BY revid").fetchall() == revisions
+        columns = "revid, role, content_model, content_format, size, sha1, text_sha1, texthidden"
+        assert m.db.execute(f"SELECT {columns}, missing FROM slots ORDER BY revid, role"
+                            ).fetchall() == sorted(slots)  # fmt: skip
+        assert m.db.execute("SELECT sha1, base, depth, size, children, data FROM texts"
+                            " ORDER BY depth").fetchall() == texts  # fmt: skip
+        assert m.db.execute("SELECT name, edits FROM user_edits").fetchall() == [("192.0.2.1", 1),
+                                                                                 ("Alice", 2)]
+        assert [m.revision_text(r) for r in (1, 2, 3, 4)] == [first, second, None, first]
+        # The old tables' pages were given back, and later frees will be too.
+        assert m.db.execute("PRAGMA freelist_count").fetchone()[0] == 0
+        assert m.db.execute("PRAGMA auto_vacuum").fetchone()[0] == 2  # incremental
+        assert m.db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        # New writes go on next to the old ones, as deltas against the old frames.
+        third = second + " And three."
+        m.write_batch(batch(rev(5, text=third, timestamp="2024-01-01T00:00:05Z")), "cp", None,
+                      False)  # fmt: skip
+        assert m.db.execute("SELECT base FROM texts WHERE sha1 = ?",
+                            [hashlib.sha1(third.encode()).hexdigest()]).fetchone() == (sha[second],)
+        m.texts.cache.clear()
+        assert m.revision_text(5) == third
+
+
+def test_compact_tables_store_each_sha1_once(mirror: Mirror) -> None:
+    """The wiki's sha1s equal to the stored text's are kept as '' and shown in full."""
+    text = "some text"
+    sha1 = hashlib.sha1(text.encode()).hexdigest()
+    r = rev(1, text=text, sha1=sha1, tags=[])
+    r.slots[0].sha1 = sha1
+    mirror.write_batch(batch(r, rev(2, text=text, sha1="0" * 40)), "cp", None, False)
+    assert mirror.db.execute("SELECT revid, sha1, tags FROM revision_data").fetchall() == [
+        (1, "", None), (2, "0" * 40, None)]
+    assert mirror.db.execute("SELECT sha1 FROM revisions ORDER BY revid").fetchall() == [
+        (sha1,), ("0" * 40,)]
+    assert mirror.db.execute("SELECT s.sha1, s.text_sha1, r.tags FROM slots s"
+                             " JOIN revisions r USING (revid) WHERE revid = 1"
+                             ).fetchone() == (sha1, sha1, "[]")  # fmt: skip
+    # Hand edits through the views reach the tables.
+    mirror.db.execute("UPDATE revisions SET user = 'Bob', comment = 'c' WHERE revid = 2")
+    mirror.db.execute("UPDATE slots SET content_format = 'text/plain' WHERE revid = 2")
+    assert mirror.db.execute("SELECT user, userid, comment FROM revisions WHERE revid = 2"
+                             ).fetchone() == ("Bob", 5, "c")  # fmt: skip
+    assert mirror.db.execute("SELECT content_model, content_format FROM slots WHERE revid = 2"
+                             ).fetchone() == ("wikitext", "text/plain")  # fmt: skip
+    mirror.db.execute("DELETE FROM revisions WHERE revid = 2")
+    assert count(mirror, "revision_data") == 1

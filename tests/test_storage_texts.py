@@ -20,7 +20,7 @@ def rev(revid: int, text: str | None, *, pageid: int = 1, role: str = "main") ->
         revid=revid,
         pageid=pageid,
         parentid=None,
-        timestamp=f"2020-01-01T00:00:{revid % 60:02d}Z",
+        timestamp=f"2020-01-01T{revid // 3600:02d}:{revid // 60 % 60:02d}:{revid % 60:02d}Z",
         user="Someone",
         userid=7,
         comment=None,
