@@ -148,7 +148,7 @@ async def run_crawl(
 async def crawl_into(
     client: ApiClient, mirror: Mirror, settings: Settings, identity: Identity
 ) -> CrawlSummary:
-    writer = SerialWriter()
+    writer = SerialWriter(mirror.directory)
     siteinfo, server_now = await fetch_siteinfo(client)
     assert client.api_url is not None
     await writer.run(mirror.bind_wiki, wiki_identity(siteinfo), client.api_url)

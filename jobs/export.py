@@ -30,6 +30,7 @@ import zstandard
 from harvester.config import Settings
 from jobs.progress import Progress
 from storage import attribution
+from storage.errors import is_disk_full
 from storage.export_jsonl import write_jsonl
 from storage.export_xml import write_xml
 from storage.mirror import Mirror
@@ -117,8 +118,11 @@ def open_output(output: str | None) -> Iterator[TextIO]:
             compressor(target.name)(raw), encoding="utf-8", newline=""
         ) as out:
             yield out
-    except BaseException:
+    except BaseException as exc:
         partial.unlink(missing_ok=True)
+        if isinstance(exc, OSError) and is_disk_full(exc) and exc.filename is None:
+            # A failed buffered write names no file: name the output in the message.
+            exc.filename = str(target)
         raise
     partial.replace(target)
 

@@ -12,7 +12,7 @@ from harvester.errors import (
     RemoteError,
     RetriesExhaustedError,
 )
-from storage.errors import MirrorLockedError, StorageError
+from storage.errors import MirrorFullError, MirrorLockedError, StorageError, is_disk_full
 
 # Documented in the README; scripts and cron jobs rely on them.
 EXIT_OK = 0
@@ -37,6 +37,8 @@ _CODES: list[tuple[type[BaseException], int]] = [
 
 
 def exit_code_for(exc: BaseException) -> int:
+    if is_disk_full(exc):  # SQLite's "database or disk is full" is no OSError
+        return EXIT_MIRROR
     for kind, code in _CODES:
         if isinstance(exc, kind):
             return code
@@ -46,7 +48,17 @@ def exit_code_for(exc: BaseException) -> int:
 def describe(exc: BaseException) -> str:
     if isinstance(exc, (HarvesterError, StorageError)):
         return str(exc)
+    if is_disk_full(exc):
+        return describe_disk_full(exc)
     if isinstance(exc, OSError):
         where = f": {exc.filename}" if exc.filename else ""
         return f"{exc.strerror or exc}{where}"
     return f"internal error ({type(exc).__name__}: {exc}); run with --debug for details"
+
+
+def describe_disk_full(exc: BaseException) -> str:
+    """A full disk met outside the mirror's writer: an export's output, the lock file."""
+    if isinstance(exc, OSError):
+        where = f" while writing {exc.filename}" if exc.filename else ""
+        return f"disk full{where}; free space and run the same command again"
+    return str(MirrorFullError(None))

@@ -164,7 +164,7 @@ async def run_sync(
             rights: frozenset[str] = frozenset()
             if settings.user or settings.oauth_token:
                 rights = (await authenticate(client, settings)).rights
-            ctx = SyncContext(client, mirror, SerialWriter(), SyncSummary(),
+            ctx = SyncContext(client, mirror, SerialWriter(directory), SyncSummary(),
                               REVIDS_PER_REQUEST * (10 if "apihighlimits" in rights else 1),
                               sees_suppressions="suppressionlog" in rights)
             run_id = await ctx.writer.run(mirror.start_run, "sync",

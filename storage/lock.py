@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from types import TracebackType
 
-from .errors import MirrorLockedError, StorageError
+from .errors import MirrorFullError, MirrorLockedError, StorageError, is_disk_full
 
 LOCK_NAME = ".lock"
 
@@ -43,8 +43,14 @@ class MirrorLock:
             os.close(fd)
             raise
         # The pid is only informative (for the message above); the lock is the flock.
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        except OSError as exc:
+            os.close(fd)  # releases the flock too
+            if is_disk_full(exc):
+                raise MirrorFullError(self.directory) from exc
+            raise
         self._fd = fd
 
     def release(self) -> None:

@@ -60,6 +60,14 @@ def require_mediawiki() -> None:
     pytest.skip(f"{reason}; to run these tests: {install}")
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    # tests/test_crash_soak.py: CI keeps the default; a long soak is e.g. --soak-trials 100.
+    parser.addoption(
+        "--soak-trials", type=int, default=None, metavar="N",
+        help="SIGKILLs per randomized kill test (default: 6 for crawl, 4 for sync)",
+    )
+
+
 def pytest_runtest_setup(item: pytest.Item) -> None:
     if item.get_closest_marker("mediawiki") is not None:
         require_mediawiki()
