@@ -11,11 +11,12 @@ from __future__ import annotations
 import email.utils
 import json
 import logging
+import ssl
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urljoin, urlsplit
 
 import httpx
@@ -39,7 +40,10 @@ from harvester.errors import (
 
 log = logging.getLogger("harvester.client")
 
+T = TypeVar("T")
+
 MAX_REDIRECTS = 5
+DEFAULT_PORTS = {"http": 80, "https": 443}
 SECRET_PARAMS = frozenset({"lgpassword", "lgtoken", "token", "password"})
 
 
@@ -52,7 +56,9 @@ class ClientSettings:
     contact: str | None = None
     maxlag: int | None = 5
     request_timeout: float = 120.0
-    max_response_bytes: int = 256 * 1024 * 1024
+    # MediaWiki caps a response's content at $wgAPIMaxResultSize (8 MiB by default);
+    # far above that is a broken or hostile server, and the cap bounds our memory.
+    max_response_bytes: int = 64 * 1024 * 1024
     bearer_token: str | None = None
 
 
@@ -75,15 +81,18 @@ def redact(params: Mapping[str, Any]) -> dict[str, Any]:
 
 
 class ApiClient:
-    """Speaks to one wiki's api.php; only ever follows URLs on that wiki's host."""
+    """Speaks to one wiki's api.php; only ever follows URLs on that wiki's host and port."""
 
     def __init__(
-        self, http: httpx.AsyncClient, budget: PoliteBudget, settings: ClientSettings, host: str
+        self, http: httpx.AsyncClient, budget: PoliteBudget, settings: ClientSettings, host: str,
+        *, scheme: str = "http", port: int | None = None,
     ) -> None:
         self.http = http
         self.budget = budget
         self.settings = settings
         self.host = host.lower()
+        self.scheme = scheme
+        self.port = port or DEFAULT_PORTS.get(scheme)
         self.api_url: str | None = None
 
     # -- one attempt --------------------------------------------------------------
@@ -121,6 +130,9 @@ class ApiClient:
                 finally:
                     await response.aclose()
             except httpx.TransportError as exc:
+                failure = tls_failure(exc)
+                if failure is not None:  # a bad certificate does not get better by retrying
+                    raise RemoteError(f"TLS connection to {self.host} failed: {failure}") from exc
                 raise TransportError(f"connection to {self.host} failed: {exc}") from exc
             return httpx.Response(
                 response.status_code, headers=response.headers, content=body,
@@ -129,12 +141,29 @@ class ApiClient:
         raise RemoteError(f"too many redirects from {url}")
 
     def _check_host(self, url: str) -> None:
-        host = (urlsplit(url).hostname or "").lower()
-        if host != self.host:
-            raise RemoteError(f"refusing to follow {url}: it is not on {self.host}")
+        """Only the wiki's own host and port; http may turn into https there, never back."""
+        parts = urlsplit(url)
+        try:
+            port = parts.port or DEFAULT_PORTS.get(parts.scheme)
+        except ValueError:
+            port = None
+        host = (parts.hostname or "").lower()
+        same = (parts.scheme, port) == (self.scheme, self.port)
+        upgrade = (self.scheme, self.port, parts.scheme, port) == ("http", 80, "https", 443)
+        if host != self.host or not (same or upgrade):
+            where = self.host if self.port == DEFAULT_PORTS.get(self.scheme) else (
+                f"{self.host}:{self.port}")
+            raise RemoteError(f"refusing to follow {url}: it is not on {self.scheme}://{where}")
 
     async def _read_capped(self, response: httpx.Response) -> bytes:
+        """The body, read chunk by chunk and abandoned as soon as it passes the cap."""
         cap = self.settings.max_response_bytes
+        claimed = response.headers.get("content-length", "")
+        if claimed.isdigit() and int(claimed) > cap:
+            raise RemoteError(
+                f"response from {self.host} exceeds {cap:,} bytes (it announces "
+                f"{int(claimed):,}); refusing it"
+            )
         chunks: list[bytes] = []
         size = 0
         async for chunk in response.aiter_bytes():
@@ -155,10 +184,43 @@ class ApiClient:
         full = {"format": "json", "formatversion": "2", **params}
         if self.settings.maxlag is not None:
             full.setdefault("maxlag", str(self.settings.maxlag))
+        return await self.retrying(lambda: self._call_once(full, post))
+
+    async def fetch(
+        self, url: str, *, params: Mapping[str, Any] | None = None
+    ) -> httpx.Response:
+        """A GET outside the API proper (discovery), retried like API calls when the
+        server throttles, fails or cannot be reached; other statuses are returned."""
+
+        async def attempt() -> tuple[httpx.Response, float]:
+            response = await self.fetch_first(url, params=params)
+            return response, float(response.extensions["started"])
+
+        return await self.retrying(attempt)
+
+    async def fetch_first(
+        self, url: str, *, params: Mapping[str, Any] | None = None
+    ) -> httpx.Response:
+        """One attempt of :meth:`fetch`: throttling and server failures raise
+        retryable errors, nothing listening at all does not."""
+        try:
+            response = await self.fetch_once(url, params=params)
+        except TransportError as exc:
+            # Nothing listening is not a hiccup worth backing off for at first contact.
+            if isinstance(exc.__cause__, httpx.ConnectError):
+                raise RemoteError(f"cannot reach {self.host}: {exc}") from exc
+            raise
+        if response.status_code == 429 or response.status_code >= 500:
+            check_status(response, self.host)
+        return response
+
+    async def retrying(self, once: Callable[[], Awaitable[tuple[T, float]]]) -> T:
+        """Run ``once`` (returning a result and when its request started) until it
+        succeeds, backing off under the shared budget on retryable errors."""
         attempt = 0
         while True:
             try:
-                result, started = await self._call_once(full, post)
+                result, started = await once()
             except RetryableError as exc:
                 if attempt >= self.budget.policy.max_retries:
                     raise RetriesExhaustedError(
@@ -191,6 +253,24 @@ class ApiClient:
         if "error" in data:
             raise map_api_error(data["error"], response)
         return data, float(response.extensions["started"])
+
+
+def tls_failure(exc: BaseException) -> str | None:
+    """The TLS error behind a connection failure (bad certificate, not TLS at all), if any."""
+    seen: set[int] = set()
+    cause: BaseException | None = exc
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        if isinstance(cause, ssl.SSLCertVerificationError):
+            return f"certificate verify failed: {cause.verify_message}"
+        if isinstance(cause, ssl.SSLError):
+            reason = str(cause.reason or cause).lower().replace("_", " ")
+            # what OpenSSL says when the other end answers in plain HTTP
+            plain = ("wrong version number", "record layer failure", "http request")
+            hint = " (is it plain http on that port?)" if reason in plain else ""
+            return reason + hint
+        cause = cause.__cause__ or cause.__context__
+    return None
 
 
 def check_status(response: httpx.Response, host: str) -> None:
@@ -230,13 +310,18 @@ async def open_client(
     transport: httpx.AsyncBaseTransport | None = None,
 ) -> AsyncIterator[ApiClient]:
     """An :class:`ApiClient` for the wiki at ``url`` (any URL on its host)."""
-    host = urlsplit(url).hostname
-    if not host or urlsplit(url).scheme not in ("http", "https"):
+    parts = urlsplit(url)
+    host = parts.hostname
+    if not host or parts.scheme not in ("http", "https"):
         raise RemoteError(f"not an http(s) URL: {url}")
+    try:
+        port = parts.port
+    except ValueError as exc:
+        raise RemoteError(f"not a valid port in {url}") from exc
     headers = {"User-Agent": user_agent(settings.contact), "Accept-Encoding": "gzip"}
     if settings.bearer_token:
         headers["Authorization"] = f"Bearer {settings.bearer_token}"
     async with httpx.AsyncClient(
         headers=headers, transport=transport, timeout=None, follow_redirects=False
     ) as http:
-        yield ApiClient(http, budget, settings, host)
+        yield ApiClient(http, budget, settings, host, scheme=parts.scheme, port=port)

@@ -68,20 +68,21 @@ def load_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
-    if ("password" in data or "oauth_token" in data) and _readable_by_others(path):
+    mode = _permissions(path)
+    if ("password" in data or "oauth_token" in data) and mode & 0o077:
         print(
-            f"harvester: warning: {path} holds a secret and is readable by other users "
-            f"(chmod 600 {path})",
+            f"harvester: warning: {path} holds a secret and is open to other users "
+            f"(mode {mode:04o}; chmod 600 {path})",
             file=sys.stderr,
         )
     return data
 
 
-def _readable_by_others(path: Path) -> bool:
+def _permissions(path: Path) -> int:
     try:
-        return bool(path.stat().st_mode & (stat.S_IRGRP | stat.S_IROTH))
+        return stat.S_IMODE(path.stat().st_mode)
     except OSError:
-        return False
+        return 0
 
 
 def check_value(key: str, value: Any, origin: str) -> Any:
@@ -142,6 +143,9 @@ def wiki_settings(
     env = dict(os.environ) if env is None else env
     data = load_toml(config_file)
     tables = data.pop(WIKI_TABLE, None)
+    if isinstance(tables, dict):
+        raise ConfigError(f"{config_file}: 'wiki' must be written [[wiki]] (one per wiki), "
+                          "not [wiki]")
     if not isinstance(tables, list) or not tables:
         raise ConfigError(f"{config_file}: --all needs [[wiki]] tables, and there are none")
     found = []
@@ -149,16 +153,31 @@ def wiki_settings(
         origin = f"{config_file}: [[wiki]] number {index}"
         if not isinstance(table, dict):
             raise ConfigError(f"{origin} is not a table")
+        if isinstance(table.get("name"), str):
+            origin += f" ({table['name']})"
         unknown = sorted(set(table) - WIKI_KEYS)
         if unknown:
             raise ConfigError(f"{origin}: unknown key '{unknown[0]}'")
+        for key in ("name", "password_env", "oauth_token_env"):
+            if key in table and not isinstance(table[key], str):
+                raise ConfigError(f"{origin}: '{key}' must be a string, not {table[key]!r}")
         values = {**data, **table}
         name = str(values.pop("name", f"wiki {index}"))
-        # this wiki's secrets come from the variables it names, not the shared ones
-        secrets = {PASSWORD_ENV: values.pop("password_env", None),
-                   TOKEN_ENV: values.pop("oauth_token_env", None)}
-        wiki_env = {key: env.get(str(var), "") for key, var in secrets.items() if var}
-        found.append((name, settings_from_values(values, origin, overrides, wiki_env)))
+        secrets = wiki_secrets(values, origin, env)  # takes the *_env keys out of values
+        found.append((name, settings_from_values(values, origin, overrides, secrets)))
+    return found
+
+
+def wiki_secrets(values: dict[str, Any], origin: str, env: dict[str, str]) -> dict[str, str]:
+    """A [[wiki]]'s secrets come from the variables it names, not the shared ones."""
+    found = {}
+    for key, standard in (("password_env", PASSWORD_ENV), ("oauth_token_env", TOKEN_ENV)):
+        variable = values.pop(key, None)
+        if variable is None:
+            continue
+        if not env.get(variable):
+            raise ConfigError(f"{origin}: '{key}' names ${variable}, which is not set")
+        found[standard] = env[variable]
     return found
 
 

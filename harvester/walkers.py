@@ -13,6 +13,7 @@ from typing import Any
 
 from harvester.client import ApiClient
 from harvester.continuation import Continue, iterate_query
+from harvester.errors import RemoteError
 
 Items = list[dict[str, Any]]
 Chunk = tuple[Items, Continue | None]
@@ -30,12 +31,31 @@ def pipe(values: Iterable[int]) -> str:
     return "|".join(str(v) for v in values)
 
 
+def query_list(response: dict[str, Any], key: str) -> Items:
+    """The list ``query.<key>`` of a response: empty when absent (MediaWiki leaves out
+    empty results), an error when it is not a list of objects (a broken server)."""
+    query = response.get("query", {})
+    found = query.get(key, []) if isinstance(query, dict) else None
+    if not isinstance(found, list) or not all(isinstance(item, dict) for item in found):
+        raise RemoteError(f"the wiki sent a malformed '{key}' list")
+    return found
+
+
+ISO_TIMESTAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ")
+
+
 async def fetch_siteinfo(client: ApiClient) -> tuple[dict[str, Any], str]:
     """The wiki's siteinfo and the server's current time (``curtimestamp``)."""
     data = await client.call(
         {"action": "query", "meta": "siteinfo", "siprop": SITEINFO_PROPS, "curtimestamp": "1"}
     )
-    return data["query"], str(data["curtimestamp"])
+    query, now = data.get("query"), data.get("curtimestamp")
+    if not (isinstance(query, dict) and isinstance(query.get("general"), dict)
+            and isinstance(query.get("namespaces"), dict)):
+        raise RemoteError("the wiki sent malformed siteinfo (no general or namespaces section)")
+    if not isinstance(now, str) or not ISO_TIMESTAMP.fullmatch(now):
+        raise RemoteError(f"the wiki sent a malformed current time ({now!r})")
+    return query, now
 
 
 def mediawiki_version(generator: str) -> tuple[int, int]:
@@ -64,7 +84,7 @@ async def walk_allrevisions(
     if end:
         params["arvend"] = end
     async for response, nxt in iterate_query(client, params, resume):
-        yield response.get("query", {}).get("allrevisions", []), nxt
+        yield query_list(response, "allrevisions"), nxt
 
 
 async def first_revision_timestamp(client: ApiClient, namespaces: list[int] | None) -> str | None:
@@ -75,10 +95,17 @@ async def first_revision_timestamp(client: ApiClient, namespaces: list[int] | No
     if namespaces is not None:
         params["arvnamespace"] = pipe(namespaces)
     data = await client.call(params)
-    pages = data.get("query", {}).get("allrevisions", [])
+    pages = query_list(data, "allrevisions")
     if not pages or not pages[0].get("revisions"):
         return None
-    return str(pages[0]["revisions"][0]["timestamp"])
+    return checked_timestamp(pages[0]["revisions"][0])
+
+
+def checked_timestamp(item: Any) -> str:
+    value = item.get("timestamp") if isinstance(item, dict) else None
+    if not isinstance(value, str) or not ISO_TIMESTAMP.fullmatch(value):
+        raise RemoteError(f"the wiki sent a malformed timestamp ({value!r})")
+    return value
 
 
 async def walk_page_catalogue(
@@ -90,7 +117,7 @@ async def walk_page_catalogue(
         "gaplimit": "max", "prop": "info",
     }
     async for response, nxt in iterate_query(client, params, resume):
-        yield response.get("query", {}).get("pages", []), nxt
+        yield query_list(response, "pages"), nxt
 
 
 async def walk_current_revisions(
@@ -108,7 +135,7 @@ async def walk_current_revisions(
         "gaplimit": "max", "prop": "info|revisions", "rvprop": REVISION_PROPS, "rvslots": "*",
     }
     async for response, nxt in iterate_query(client, params, resume):
-        yield response.get("query", {}).get("pages", []), nxt
+        yield query_list(response, "pages"), nxt
 
 
 async def walk_page_history(
@@ -120,7 +147,7 @@ async def walk_page_history(
         "rvslots": "*", "rvlimit": "max", "rvdir": "newer",
     }
     async for response, nxt in iterate_query(client, params, resume):
-        yield response.get("query", {}).get("pages", []), nxt
+        yield query_list(response, "pages"), nxt
 
 
 # Revision metadata without content: what reconciling a page against the wiki compares.
@@ -132,8 +159,8 @@ async def oldest_recent_change(client: ApiClient) -> str | None:
     """The timestamp of the oldest entry recentchanges still holds (None when empty)."""
     data = await client.call({"action": "query", "list": "recentchanges", "rcdir": "newer",
                               "rclimit": "1", "rcprop": "timestamp", "rctype": "edit|new|log"})
-    changes = data.get("query", {}).get("recentchanges", [])
-    return str(changes[0]["timestamp"]) if changes else None
+    changes = query_list(data, "recentchanges")
+    return checked_timestamp(changes[0]) if changes else None
 
 
 async def walk_recent_changes(
@@ -147,7 +174,7 @@ async def walk_recent_changes(
     if namespaces is not None:
         params["rcnamespace"] = pipe(namespaces)
     async for response, nxt in iterate_query(client, params, resume):
-        yield response.get("query", {}).get("recentchanges", []), nxt
+        yield query_list(response, "recentchanges"), nxt
 
 
 async def fetch_revisions(client: ApiClient, revids: list[int]) -> Items:
@@ -158,7 +185,7 @@ async def fetch_revisions(client: ApiClient, revids: list[int]) -> Items:
     }
     pages: Items = []
     async for response, _ in iterate_query(client, params):
-        pages.extend(response.get("query", {}).get("pages", []))
+        pages.extend(query_list(response, "pages"))
     return pages
 
 
@@ -180,7 +207,7 @@ async def fetch_history_metadata(
     page: dict[str, Any] = {}
     revisions: Items = []
     async for response, _ in iterate_query(client, params):
-        for found in response.get("query", {}).get("pages", []):
+        for found in query_list(response, "pages"):
             page = {**page, **{k: v for k, v in found.items() if k != "revisions"}}
             revisions.extend(found.get("revisions", []))
     return page, revisions
@@ -200,7 +227,7 @@ async def walk_log_events(
     if end:
         params["leend"] = end
     async for response, nxt in iterate_query(client, params):
-        yield response.get("query", {}).get("logevents", []), nxt
+        yield query_list(response, "logevents"), nxt
 
 
 async def revision_ids_between(client: ApiClient, start: str, end: str) -> list[int]:
@@ -209,8 +236,11 @@ async def revision_ids_between(client: ApiClient, start: str, end: str) -> list[
               "arvdir": "newer", "arvstart": start, "arvend": end}
     revids: list[int] = []
     async for response, _ in iterate_query(client, params):
-        for page in response.get("query", {}).get("allrevisions", []):
-            revids.extend(int(rev["revid"]) for rev in page.get("revisions", []))
+        for page in query_list(response, "allrevisions"):
+            for rev in page.get("revisions", []):
+                if not isinstance(rev, dict) or type(rev.get("revid")) is not int:
+                    raise RemoteError(f"the wiki sent a malformed revision id ({rev!r:.80})")
+                revids.append(rev["revid"])
     return revids
 
 
@@ -219,5 +249,6 @@ async def group_members(client: ApiClient, group: str) -> list[str]:
     params = {"action": "query", "list": "allusers", "augroup": group, "aulimit": "max"}
     names: list[str] = []
     async for response, _ in iterate_query(client, params):
-        names.extend(str(user["name"]) for user in response.get("query", {}).get("allusers", []))
+        names.extend(user["name"] for user in query_list(response, "allusers")
+                     if isinstance(user.get("name"), str))
     return names

@@ -4,19 +4,58 @@ Hidden fields come back as flags (``texthidden``, ``userhidden``, ...) with the
 value absent; they are stored as flags and never filled with guesses. Old wikis
 without multi-content revisions give the content on the revision itself; very
 old response formats put it under ``*``.
+
+A broken or hostile server may send anything. What identifies and orders a revision
+(its revid and timestamp, a page's id, namespace and title) must be right, or the
+batch is refused with an error and nothing of it is stored; any other field that is
+missing or of the wrong type is stored as unknown (NULL), never guessed.
 """
 
 from __future__ import annotations
 
+import re
+from datetime import datetime
 from typing import Any
 
+from harvester.errors import RemoteError
 from storage.records import PageRecord, RevisionBatch, RevisionRecord, SlotRecord
+
+ISO_TIMESTAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ")
+INTEGER = re.compile(r"-?[0-9]{1,19}")
 
 
 def _int(value: Any) -> int | None:
+    """A whole number SQLite can hold, or None (ASCII digits only: int() takes more)."""
     if isinstance(value, bool) or not isinstance(value, (int, str)):
         return None
-    return int(value) if str(value).lstrip("-").isdigit() else None
+    if isinstance(value, str):
+        if not INTEGER.fullmatch(value):
+            return None
+        value = int(value)
+    return value if -(2**63) <= value < 2**63 else None
+
+
+def _str(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _required_int(obj: dict[str, Any], key: str, what: str) -> int:
+    value = _int(obj.get(key))
+    if value is None:
+        raise RemoteError(f"the wiki sent {what} without a valid {key} ({obj.get(key)!r})")
+    return value
+
+
+def _timestamp(rev: dict[str, Any], revid: int) -> str:
+    """MediaWiki's ISO 8601 form; anything else would break ordering and sync's high-water mark."""
+    value = rev.get("timestamp")
+    if isinstance(value, str) and ISO_TIMESTAMP.fullmatch(value):
+        try:
+            datetime.strptime(value, "%Y-%m-%dT%H:%M:%SZ")
+            return value
+        except ValueError:
+            pass
+    raise RemoteError(f"the wiki sent revision {revid} with a malformed timestamp ({value!r})")
 
 
 def _flag(obj: dict[str, Any], key: str) -> bool:
@@ -34,12 +73,12 @@ def slot_record(role: str, slot: dict[str, Any]) -> SlotRecord:
     missing = _flag(slot, "textmissing") or _flag(slot, "missing")
     return SlotRecord(
         role=role,
-        content_model=slot.get("contentmodel"),
+        content_model=_str(slot.get("contentmodel")),
         # A login that may view hidden text still gets it flagged; the mirror keeps
         # neither the text nor its format, whoever fetched it.
-        content_format=None if hidden else slot.get("contentformat"),
+        content_format=None if hidden else _str(slot.get("contentformat")),
         size=_int(slot.get("size")),
-        sha1=slot.get("sha1") if isinstance(slot.get("sha1"), str) else None,
+        sha1=_str(slot.get("sha1")),
         text=None if hidden or missing else _text(slot),
         texthidden=hidden,
         missing=missing,
@@ -49,32 +88,39 @@ def slot_record(role: str, slot: dict[str, Any]) -> SlotRecord:
 def revision_slots(rev: dict[str, Any]) -> list[SlotRecord]:
     slots = rev.get("slots")
     if isinstance(slots, dict):
-        return [slot_record(str(role), slot) for role, slot in slots.items()]
+        return [slot_record(str(role), slot) for role, slot in slots.items()
+                if isinstance(slot, dict)]
     main = slot_record("main", rev)  # before MediaWiki 1.32: content on the revision
     if main.size is None:
         main.size = _int(rev.get("size"))
     if main.sha1 is None:
-        main.sha1 = rev.get("sha1") if isinstance(rev.get("sha1"), str) else None
+        main.sha1 = _str(rev.get("sha1"))
     return [main]
 
 
 def revision_record(pageid: int, rev: dict[str, Any]) -> RevisionRecord:
+    if not isinstance(rev, dict):
+        raise RemoteError(f"the wiki sent a revision of page {pageid} that is not an object")
+    revid = _required_int(rev, "revid", f"a revision of page {pageid}")
     userhidden = _flag(rev, "userhidden")
     commenthidden = _flag(rev, "commenthidden")
     sha1hidden = _flag(rev, "sha1hidden")
+    tags = rev.get("tags")
     return RevisionRecord(
-        revid=int(rev["revid"]),
+        revid=revid,
         pageid=pageid,
         parentid=_int(rev.get("parentid")),
-        timestamp=str(rev["timestamp"]),
-        user=None if userhidden else rev.get("user"),
+        timestamp=_timestamp(rev, revid),
+        user=None if userhidden else _str(rev.get("user")),
         userid=None if userhidden else _int(rev.get("userid")),
-        comment=None if commenthidden else rev.get("comment"),
+        comment=None if commenthidden else _str(rev.get("comment")),
         minor=_flag(rev, "minor"),
         size=_int(rev.get("size")),
-        sha1=None if sha1hidden else rev.get("sha1"),
-        tags=[str(t) for t in rev.get("tags", [])],
-        texthidden=_flag(rev, "texthidden"),
+        sha1=None if sha1hidden else _str(rev.get("sha1")),
+        tags=[t for t in tags if isinstance(t, str)] if isinstance(tags, list) else [],
+        # MediaWiki hides a revision's sha1 exactly when it hides its text, and a
+        # metadata-only query (no content) reports only sha1hidden.
+        texthidden=_flag(rev, "texthidden") or sha1hidden,
         userhidden=userhidden,
         commenthidden=commenthidden,
         sha1hidden=sha1hidden,
@@ -85,15 +131,19 @@ def revision_record(pageid: int, rev: dict[str, Any]) -> RevisionRecord:
 
 def page_record(page: dict[str, Any]) -> PageRecord:
     """A page as far as this response tells; unknown fields stay None."""
+    pageid = _required_int(page, "pageid", "a page")
+    title = page.get("title")
+    if not isinstance(title, str) or not title:
+        raise RemoteError(f"the wiki sent page {pageid} without a title")
     return PageRecord(
-        pageid=int(page["pageid"]),
-        ns=int(page["ns"]),
-        title=str(page["title"]),
+        pageid=pageid,
+        ns=_required_int(page, "ns", f"page {pageid}"),
+        title=title,
         is_redirect=_flag(page, "redirect") if "lastrevid" in page else None,
         length=_int(page.get("length")),
         latest_revid=_int(page.get("lastrevid")),
-        content_model=page.get("contentmodel"),
-        touched=page.get("touched"),
+        content_model=_str(page.get("contentmodel")),
+        touched=_str(page.get("touched")),
     )
 
 
@@ -104,8 +154,11 @@ def pages_to_batch(pages: list[dict[str, Any]]) -> RevisionBatch:
         if "pageid" not in page or page.get("missing") or page.get("invalid"):
             continue
         record = page_record(page)
+        revisions = page.get("revisions", [])
+        if not isinstance(revisions, list):
+            raise RemoteError(f"the wiki sent page {record.pageid} with malformed revisions")
         batch.pages.append(record)
-        batch.revisions.extend(revision_record(record.pageid, r) for r in page.get("revisions", []))
+        batch.revisions.extend(revision_record(record.pageid, r) for r in revisions)
     return batch
 
 

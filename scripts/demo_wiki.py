@@ -370,7 +370,10 @@ class WikiServer:
             "MW_CONFIG_FILE": str(self.wiki.settings),
             "PHP_CLI_SERVER_WORKERS": str(self.workers),
         }
-        command = ["php", "-S", f"127.0.0.1:{self.wiki.port}", "-t", str(MW_DIR)]
+        # php -S keeps OPcache on; revalidating on every request lets a test change
+        # LocalSettings.php under a running server and see it at once.
+        command = ["php", "-d", "opcache.revalidate_freq=0", "-S", f"127.0.0.1:{self.wiki.port}",
+                   "-t", str(MW_DIR)]
         with self.log_path.open("ab") as log:
             # Own session = own process group: stop() takes the workers down too.
             self.process = subprocess.Popen(

@@ -15,6 +15,7 @@ import trio.testing
 from harvester.budget import BudgetPolicy, PoliteBudget
 from harvester.client import ApiClient, ClientSettings, open_client, parse_retry_after
 from harvester.continuation import iterate_query
+from harvester.discovery import discover_api
 from harvester.errors import (
     ApiError,
     ContinuationLoopError,
@@ -241,3 +242,37 @@ def test_wikimedia_defaults_stay_inside_published_limits() -> None:
     assert policy.per_minute == 200
     local = BudgetPolicy.for_host("127.0.0.1", concurrency=8, per_second=0)
     assert local.concurrency == 8 and not local.per_second
+
+
+async def test_discovery_waits_out_throttling_and_lag(clock: trio.testing.MockClock) -> None:
+    """The first contact is retried like any call: a 503 with Retry-After, a maxlag
+    error and a reset connection do not make a wiki look like no wiki at all."""
+    wiki = FakeWiki(make_pages(1, 1))
+    lagged = httpx.Response(200, json={"error": {"code": "maxlag", "info": "lag"}},
+                            headers={"Retry-After": "2"})
+    wiki.faults.append(fail_first(1, httpx.Response(503, headers={"Retry-After": "5"})))
+    wiki.faults.append(fail_first(1, lagged))
+
+    def reset_once(request: httpx.Request, params: dict[str, str]) -> None:
+        if len(wiki.requests) == 3:
+            raise httpx.ReadError("connection reset by peer")
+
+    wiki.faults.append(reset_once)
+    async with client_for(wiki) as client:
+        assert await discover_api(client, wiki.api_url) == wiki.api_url
+    first, *_, last = start_times(wiki)
+    assert len(wiki.requests) == 4
+    assert last - first >= 5.0 + 2.0
+
+
+async def test_discovery_of_nothing_listening_fails_at_once(clock: trio.testing.MockClock) -> None:
+    wiki = FakeWiki(make_pages(1, 1))
+
+    def refused(request: httpx.Request, params: dict[str, str]) -> None:
+        raise httpx.ConnectError("connection refused")
+
+    wiki.faults.append(refused)
+    async with client_for(wiki) as client:
+        with pytest.raises(RemoteError, match="cannot reach"):
+            await discover_api(client, wiki.api_url)
+    assert len(wiki.requests) == 1

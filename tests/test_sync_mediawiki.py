@@ -246,6 +246,29 @@ async def test_text_shown_again_is_fetched_again(
     await assert_sync_equals_fresh_crawl(wiki_server.api_url, mirror, tmp_path / "fresh")
 
 
+async def test_hiding_the_text_of_a_stored_revision_purges_it(
+    wiki_server: Any, changer: Any, tmp_path: Path
+) -> None:
+    """A revision crawled with its text, hidden afterwards: the page's metadata-only
+    history reports it as ``sha1hidden`` alone, and that must purge the text too."""
+    mirror = tmp_path / "mirror"
+    await run_crawl(crawl_settings(wiki_server.api_url, mirror))
+    records = export_records(mirror)
+    latest = {r["pageid"]: r["revid"] for r in records}  # export is oldest first per page
+    shas = [r.get("sha1") for r in records]
+    victim = next(r for r in records if r["ns"] == 0 and latest[r["pageid"]] != r["revid"]
+                  and "text" in r and shas.count(r["sha1"]) == 1)
+    changer.hide_revision(victim["revid"], text=True)
+    await run_sync(sync_settings(mirror))
+    record = next(r for r in export_records(mirror) if r["revid"] == victim["revid"])
+    assert "text" not in record and "sha1" not in record
+    db = sqlite3.connect(mirror / "mirror.sqlite")
+    left = db.execute("SELECT count(*) FROM texts WHERE sha1 = ?", (victim["sha1"],)).fetchone()
+    db.close()
+    assert left == (0,)
+    await assert_sync_equals_fresh_crawl(wiki_server.api_url, mirror, tmp_path / "fresh")
+
+
 def add_to_bot_group(api_url: str, user: str) -> None:
     """Through the API as a bureaucrat, so that the rights log records it (as on a wiki)."""
     import demo_wiki
