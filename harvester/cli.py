@@ -77,7 +77,19 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--current-only", action="store_true", default=None,
                         help="only the latest revision of each page")
     add_read_commands(commands)
+    add_import_dump(commands)
     return parser
+
+
+def add_import_dump(commands: argparse._SubParsersAction) -> None:
+    imports = commands.add_parser(
+        "import-dump", help="start a mirror from MediaWiki XML dumps (jobs/import_dump.py)")
+    imports.add_argument("files", nargs="+", metavar="FILE",
+                         help=".xml, or compressed: .gz .bz2 .zst .xz .lzma .7z")
+    add_common(imports)
+    imports.add_argument("--wiki", metavar="URL",
+                         help="the live wiki (api.php or any page): attach the mirror for sync")
+    imports.add_argument("--contact", help="URL or e-mail sent in the User-Agent (with --wiki)")
 
 
 def add_read_commands(commands: argparse._SubParsersAction) -> None:
@@ -205,6 +217,19 @@ def command_export(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def command_import_dump(args: argparse.Namespace) -> int:
+    from jobs.import_dump import fetch_live_wiki, read_heads, run_import
+    from jobs.outcome import EXIT_OK
+
+    settings = settings_from(args)
+    heads = read_heads(args.files)  # a wrong file fails before the wiki is asked anything
+    live = trio.run(fetch_live_wiki, settings, args.wiki, heads[0].site) if args.wiki else None
+    summary = run_import(settings, heads, live)
+    if not settings.quiet:
+        print(summary.describe())
+    return EXIT_OK
+
+
 def command_read(args: argparse.Namespace) -> int:
     from jobs import read
     from jobs.outcome import EXIT_OK
@@ -235,6 +260,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "crawl": command_crawl,
     "sync": command_sync,
     "export": command_export,
+    "import-dump": command_import_dump,
     **dict.fromkeys(["pages", "history", "show", "search", "stats", "attribution"],
                      command_read),
 }
@@ -243,7 +269,9 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
 def configure_logging(verbose: int) -> None:
     level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
     logging.basicConfig(level=level, format="harvester: %(levelname)s: %(message)s")
-    logging.getLogger("httpx").setLevel(logging.WARNING)
+    # httpcore's debug trace prints response headers: session cookies are secrets
+    for noisy in ("httpx", "httpcore"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
