@@ -8,23 +8,27 @@ then runs `harvester crawl` as a separate process anonymously and logged in
 (bot password), at concurrency 1 and 4. Requests are counted at the server
 (php -S access log); CPU time and peak RSS are the crawl process's own, taken
 by a small wrapper process (see RUSAGE_WRAPPER).
-Prints a table; a benchmark, not a test.
+Prints a table; a benchmark, not a test. bench/run.py runs these crawls together
+with wikiteam3, the sync and the read measurements (docs/benchmarks.md).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
@@ -35,22 +39,71 @@ import demo_wiki  # noqa: E402
 from tests.ground_truth import parse_dump  # noqa: E402
 
 API_LINE = re.compile(r"\]: (GET|POST) /api\.php")
-# The crawl runs under this small wrapper: a child's peak RSS includes the memory of
-# the process it was forked from, so it must not be forked from this (large) one.
+# Any request php -S answered (api.php, index.php, robots.txt, assets, ...).
+REQUEST_LINE = re.compile(r"\]: [A-Z]+ /")
+# Measured commands run under this small wrapper: a child's peak RSS includes the memory
+# of the process it was forked from, so it must not be forked from this (large) one.
+# RUSAGE_CHILDREN covers the whole tree the command waited for; argv[1] gets the figures.
 RUSAGE_WRAPPER = (
     "import json, resource, subprocess, sys\n"
-    "code = subprocess.call(sys.argv[1:])\n"
+    "code = subprocess.call(sys.argv[2:])\n"
     "usage = resource.getrusage(resource.RUSAGE_CHILDREN)\n"
-    "print(json.dumps({'code': code, 'maxrss_kb': usage.ru_maxrss,"
-    " 'cpu_s': usage.ru_utime + usage.ru_stime}), file=sys.stderr)\n"
+    "with open(sys.argv[1], 'w') as fh:\n"
+    "    json.dump({'code': code, 'maxrss_kb': usage.ru_maxrss,"
+    " 'cpu_s': usage.ru_utime + usage.ru_stime}, fh)\n"
 )
 
 
-def api_requests(log: Path) -> int:
+@dataclass
+class Measured:
+    """One command's exit code, wall time, CPU of its process tree and peak RSS."""
+
+    code: int
+    wall_s: float
+    cpu_s: float
+    peak_rss_mb: float
+
+
+def run_measured(
+    command: list[str], env: dict[str, str], *, cwd: Path = ROOT, output: Path | None = None,
+    timeout: float | None = None,
+) -> Measured:
+    """Run ``command`` under RUSAGE_WRAPPER; its output goes to ``output`` (or nowhere).
+
+    On ``timeout`` the command's whole process group is killed and SystemExit raised.
+    """
+    with contextlib.ExitStack() as stack:
+        usage_file = stack.enter_context(tempfile.NamedTemporaryFile(suffix=".json"))
+        sink: IO[bytes] | int = (
+            stack.enter_context(output.open("wb")) if output else subprocess.DEVNULL)
+        started = time.monotonic()
+        process = subprocess.Popen(
+            [sys.executable, "-c", RUSAGE_WRAPPER, usage_file.name, *command], cwd=cwd, env=env,
+            stdin=subprocess.DEVNULL, stdout=sink, stderr=subprocess.STDOUT,
+            start_new_session=True)  # fmt: skip
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+            raise SystemExit(f"{command[0]} still running after {timeout:.0f} s") from None
+        wall = time.monotonic() - started
+        usage = json.loads(Path(usage_file.name).read_text())
+    return Measured(usage["code"], wall, usage["cpu_s"], usage["maxrss_kb"] / 1024)
+
+
+def api_requests(log: Path, pattern: re.Pattern[str] = API_LINE) -> int:
+    """Requests to api.php (or matching ``pattern``) in a php -S log so far."""
     if not log.exists():
         return 0
     with log.open(errors="replace") as fh:
-        return sum(1 for line in fh if API_LINE.search(line))
+        return sum(1 for line in fh if pattern.search(line))
+
+
+def server_requests(log: Path) -> int:
+    """Every request in a php -S log so far, whatever the path."""
+    time.sleep(0.2)  # let php -S finish writing its access log
+    return api_requests(log, REQUEST_LINE)
 
 
 def directory_bytes(path: Path) -> int:
@@ -69,30 +122,53 @@ def seven_zip_bytes(xml: Path, work: Path) -> int | None:
 def run_crawl(
     api: str, mirror: Path, log: Path, env: dict[str, str], *extra: str
 ) -> dict[str, Any]:
-    before = api_requests(log)
+    """One `harvester crawl` process: time, CPU, peak RSS, server-counted requests, size."""
+    before = server_requests(log)
     command = [sys.executable, "-m", "harvester", "crawl", api, "--mirror", str(mirror),
                "--quiet", "--max-rps", "0", "--max-rpm", "0", *extra]
-    started = time.monotonic()
-    done = subprocess.run([sys.executable, "-c", RUSAGE_WRAPPER, *command], cwd=ROOT, env=env,
-                          stderr=subprocess.PIPE, text=True)
-    wall = time.monotonic() - started
-    usage = json.loads(done.stderr.strip().splitlines()[-1])
-    if usage["code"] != 0:
-        raise SystemExit(f"crawl failed: {done.stderr}")
+    with tempfile.NamedTemporaryFile(suffix=".log") as output:
+        result = run_measured(command, env, output=Path(output.name))
+        if result.code != 0:
+            text = Path(output.name).read_text(errors="replace").strip()
+            raise SystemExit(f"crawl failed (exit {result.code}): {text[-2000:]}")
     return {
-        "wall_s": wall,
-        "cpu_s": usage["cpu_s"],
-        "peak_rss_mb": usage["maxrss_kb"] / 1024,
-        "requests": api_requests(log) - before,
+        "wall_s": result.wall_s,
+        "cpu_s": result.cpu_s,
+        "peak_rss_mb": result.peak_rss_mb,
+        "requests": server_requests(log) - before,
         "mirror_bytes": directory_bytes(mirror),
     }
 
 
-def api_floor(revisions: int, per_request: int, pages_per_ns: dict[int, int]) -> int:
-    """Revisions / limit, plus one catalogue request per 500 pages of each namespace, plus
-    the discovery probe, siteinfo, userinfo and the bot group (and login: tokens + login)."""
-    catalogue = sum(max(1, math.ceil(n / 500)) for n in pages_per_ns.values())
-    return math.ceil(revisions / per_request) + catalogue + 4
+# Revisions per request with content (arvlimit=max), and pages per catalogue request
+# (generator=allpages, gaplimit=max): anonymous, and with apihighlimits (logged in).
+REVISIONS_PER_REQUEST = {False: 50, True: 500}
+PAGES_PER_REQUEST = {False: 500, True: 5000}
+
+
+def api_floor(revisions: int, pages_per_ns: dict[int, int], logged_in: bool) -> int:
+    """The fewest requests that copy every revision with its text plus the page catalogue.
+
+    ceil(revisions / 50 or 500), plus ceil(pages / 500 or 5000) for each namespace that
+    has pages, plus one siteinfo request, plus two for logging in (login token, login).
+    Anything else a client sends (probes, userinfo, slice boundaries) counts against it.
+    """
+    catalogue = sum(math.ceil(n / PAGES_PER_REQUEST[logged_in]) for n in pages_per_ns.values())
+    login = 2 if logged_in else 0
+    return math.ceil(revisions / REVISIONS_PER_REQUEST[logged_in]) + catalogue + 1 + login
+
+
+def dump_facts(dump: Path) -> tuple[int, dict[int, int]]:
+    """Revisions and pages per namespace of a dumpBackup.php file (streamed)."""
+    revisions = 0
+    pages: dict[int, int] = {}
+    for record in parse_dump(dump):
+        revisions += 1
+        pages[record["pageid"]] = record["ns"]
+    pages_per_ns: dict[int, int] = {}
+    for ns in pages.values():
+        pages_per_ns[ns] = pages_per_ns.get(ns, 0) + 1
+    return revisions, pages_per_ns
 
 
 def bench_scale(scale: int, cache: Path | None, work: Path) -> list[dict[str, Any]]:
@@ -102,14 +178,7 @@ def bench_scale(scale: int, cache: Path | None, work: Path) -> list[dict[str, An
     else:
         wiki = demo_wiki.build_fixture_wiki(target, scale=scale)
     dump = demo_wiki.dump_backup(wiki, work / f"dump-{scale}.xml")
-    revisions = 0
-    pages: dict[int, int] = {}
-    for record in parse_dump(dump):  # streamed: this process stays small
-        revisions += 1
-        pages[record["pageid"]] = record["ns"]
-    pages_per_ns: dict[int, int] = {}
-    for ns in pages.values():
-        pages_per_ns[ns] = pages_per_ns.get(ns, 0) + 1
+    revisions, pages_per_ns = dump_facts(dump)
     seven = seven_zip_bytes(dump, work)
     bot = demo_wiki.load_manifest(wiki)["bot_password"]
     rows = []
@@ -123,8 +192,7 @@ def bench_scale(scale: int, cache: Path | None, work: Path) -> list[dict[str, An
             mirror = work / f"mirror-{scale}-{who.replace(' ', '')}-{workers}"
             result = run_crawl(server.api_url, mirror, server.log_path, env,
                                "--concurrency", str(workers), *extra)
-            per_request = 500 if who == "logged in" else 50
-            floor = api_floor(revisions, per_request, pages_per_ns) + (2 if extra else 0)
+            floor = api_floor(revisions, pages_per_ns, logged_in=bool(extra))
             rows.append({
                 "scale": scale, "revisions": revisions, "who": who, "concurrency": workers,
                 **result, "requests_per_1000_rev": 1000 * result["requests"] / revisions,
