@@ -152,6 +152,10 @@ async def run_sync(
     with MirrorLock(directory, create=False), Mirror.open(directory, create=False) as mirror:
         api_url = mirror.get_meta("api_url")
         start = mirror.get_meta("sync_high_water") or mirror.get_meta("crawl_started")
+        if api_url is None and mirror.list_checkpoints("crawl/dump/"):
+            raise ConfigError(
+                f"{directory} was imported from a dump without --wiki: run `harvester "
+                "import-dump` again with the same file(s) and --wiki URL to attach it")
         if api_url is None or start is None or not crawl_finished(mirror):
             raise ConfigError(f"{directory} has no finished crawl: run `harvester crawl` first")
         host = httpx.URL(api_url).host

@@ -508,6 +508,22 @@ async def test_import_attached_to_the_wiki_then_sync_equals_a_fresh_crawl(
 
 
 @pytest.mark.mediawiki
+def test_a_mirror_imported_without_wiki_is_attached_later(shared_server: Any,
+                                                         fixture_dump: Path,
+                                                         tmp_path: Path) -> None:
+    mirror = tmp_path / "mirror"
+    done = harvester("import-dump", str(fixture_dump), "--mirror", str(mirror))
+    assert done.returncode == 0, done.stderr
+    sync = harvester("sync", "--mirror", str(mirror))
+    assert_one_line_error(sync, 2, "imported from a dump without --wiki")
+    done = harvester("import-dump", str(fixture_dump), "--mirror", str(mirror),
+                     "--wiki", shared_server.api_url)
+    assert done.returncode == 0, done.stderr
+    sync = harvester("sync", "--mirror", str(mirror))
+    assert sync.returncode == 0, sync.stderr
+
+
+@pytest.mark.mediawiki
 def test_wiki_must_be_the_dumps_wiki(shared_server: Any, tmp_path: Path) -> None:
     dump = tmp_path / "other.xml"
     dump.write_text(sample_dump(dbname="otherwiki"))
