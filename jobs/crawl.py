@@ -157,7 +157,8 @@ async def crawl_into(
     if await writer.run(mirror.get_meta, "crawl_started") is None:
         # the first run's server time: a later sync catches up exactly from here
         await writer.run(mirror.set_meta, "crawl_started", server_now)
-    mode = await plan_crawl(client, mirror, writer, settings, siteinfo, server_now)
+    per_request = 500 if identity.high_limits else 50  # revisions with content
+    mode = await plan_crawl(client, mirror, writer, settings, siteinfo, server_now, per_request)
     run_id = await writer.run(mirror.start_run, "crawl", run_arguments(settings, identity))
     progress = Progress(
         "crawl", total=siteinfo.get("statistics", {}).get("edits"),
@@ -203,7 +204,7 @@ def mirror_counts(mirror: Mirror) -> tuple[int, int]:
 
 async def plan_crawl(
     client: ApiClient, mirror: Mirror, writer: SerialWriter, settings: Settings,
-    siteinfo: dict[str, Any], server_now: str,
+    siteinfo: dict[str, Any], server_now: str, per_request: int,
 ) -> str:
     """Create the crawl's streams on the first run; check the options on a resumed one."""
     namespaces = content_namespaces(siteinfo, settings.namespaces)
@@ -229,7 +230,8 @@ async def plan_crawl(
         if settings.concurrency > 1:
             first = await first_revision_timestamp(client, selected)
             if first is not None:
-                count = settings.concurrency * streams.SLICES_PER_WORKER
+                edits = siteinfo.get("statistics", {}).get("edits")
+                count = streams.slice_count(settings.concurrency, edits, per_request)
                 slices = streams.time_slices(first, server_now, count)
         plan = streams.revision_streams(selected, slices)
     await writer.run(mirror.create_checkpoints, plan)

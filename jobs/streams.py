@@ -31,6 +31,21 @@ def format_ts(when: datetime) -> str:
     return when.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+# Each time slice ends in a partial batch, one request more than the floor: keep
+# the slices to at most this share of the requests the walk needs anyway.
+SLICE_OVERHEAD = 0.05
+
+
+def slice_count(workers: int, revisions: int | None, per_request: int) -> int:
+    """Enough slices to keep every worker busy, few enough that their partial last
+    batches add under 5% to the walk's requests (``revisions`` from siteinfo)."""
+    wanted = workers * SLICES_PER_WORKER
+    if not isinstance(revisions, int) or revisions <= 0:
+        return wanted
+    affordable = int(revisions / per_request * SLICE_OVERHEAD)
+    return max(1, min(wanted, affordable))
+
+
 def time_slices(first: str, until: str, count: int) -> list[tuple[str | None, str | None]]:
     """Split [first, until] into ``count`` disjoint inclusive ranges; the last is open-ended.
 

@@ -119,7 +119,8 @@ async def test_old_wiki_falls_back_to_page_histories(tmp_path: Path) -> None:
 
 
 async def test_concurrency_splits_the_walk_over_workers(tmp_path: Path) -> None:
-    wiki = FakeWiki(make_pages(10, 100))  # 1,000 revisions over ~5 days of timestamps
+    # 4,000 revisions over ~20 days: 80 requests, so 4 slices cost at most 5% more
+    wiki = FakeWiki(make_pages(10, 400))
     wiki.latency = 0.02
     settings = settings_for(wiki, tmp_path / "m", concurrency=4)
     await run_crawl(settings, transport=wiki.transport())
@@ -130,9 +131,9 @@ async def test_concurrency_splits_the_walk_over_workers(tmp_path: Path) -> None:
         for p in requests_for(wiki, list="allrevisions")
         if p.get("arvprop") != "timestamp"
     }
-    assert len(slices) >= 8
+    assert len(slices) == 4
     with Mirror.open(tmp_path / "m", create=False) as mirror:
-        assert mirror.count_revisions() == 1000  # slices are disjoint: nothing twice
+        assert mirror.count_revisions() == 4000  # slices are disjoint: nothing twice
 
 
 async def test_resume_after_failure_refetches_nothing(tmp_path: Path) -> None:
@@ -207,3 +208,16 @@ async def test_oauth_bearer_token(tmp_path: Path) -> None:
     with pytest.raises(AuthError, match="not accepted"):
         await run_crawl(settings_for(other, tmp_path / "n", oauth_token="bad-token"),
                         transport=other.transport())
+
+
+def test_time_slices_cost_at_most_five_percent_more_requests() -> None:
+    from jobs.streams import slice_count
+
+    assert slice_count(4, 27_789, 500) == 2  # logged in: 56 requests, 2 slices
+    assert slice_count(4, 27_789, 50) == 16  # anonymous: 556 requests, 4 slices a worker
+    assert slice_count(4, 3_072, 500) == 1
+    assert slice_count(3, None, 50) == 12  # no statistics: a full set
+    for workers, revisions, per_request in [(4, 10**6, 500), (8, 12_345, 50), (2, 999, 50)]:
+        count = slice_count(workers, revisions, per_request)
+        assert 1 <= count <= workers * 4
+        assert count <= max(1, revisions / per_request * 0.05)
