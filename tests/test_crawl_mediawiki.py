@@ -175,17 +175,20 @@ def harvester_command(*args: str) -> list[str]:
 
 def crawl_until_killed(url: str, mirror: Path, threshold: int) -> int:
     """Start a crawl, SIGKILL it once ``threshold`` revisions are stored; return that count."""
-    process = subprocess.Popen(
-        harvester_command("crawl", url, "--mirror", str(mirror), "--quiet", "--max-rps", "25"),
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
+    command = harvester_command("crawl", url, "--mirror", str(mirror), "--quiet",
+                                "--max-rps", "25")
+    return run_until_stored(command, mirror, threshold)
+
+
+def run_until_stored(command: list[str], mirror: Path, threshold: int) -> int:
+    """Run ``command``, SIGKILL it once ``threshold`` revisions are stored; return that count."""
+    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 120
     while process.poll() is None and time.monotonic() < deadline:
         if stored_revisions(mirror) >= threshold:
             break
-        time.sleep(0.02)
+        time.sleep(0.01)
     if process.poll() is None:
         os.kill(process.pid, signal.SIGKILL)
     process.wait()

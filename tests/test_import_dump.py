@@ -15,11 +15,9 @@ import json
 import lzma
 import os
 import shutil
-import signal
 import sqlite3
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape, quoteattr
@@ -35,7 +33,11 @@ from storage.export_jsonl import write_jsonl
 from storage.export_xml import sha1_base36
 from storage.mirror import Mirror
 from tests.ground_truth import parse_dump
-from tests.test_crawl_mediawiki import assert_matches_dump, crawl_settings, stored_revisions
+from tests.test_crawl_mediawiki import (
+    assert_matches_dump,
+    crawl_settings,
+    run_until_stored,
+)
 from tests.test_sync_mediawiki import sync_settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -419,18 +421,9 @@ def test_a_long_page_is_written_in_bounded_batches(
 
 def kill_when_stored(dump: Path, mirror: Path, threshold: int) -> int:
     """Start an import, SIGKILL it once ``threshold`` revisions are stored; return that count."""
-    process = subprocess.Popen(
-        [sys.executable, "-m", "harvester", "import-dump", str(dump), "--mirror", str(mirror),
-         "--quiet"], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 120
-    while process.poll() is None and time.monotonic() < deadline:
-        if stored_revisions(mirror) >= threshold:
-            break
-        time.sleep(0.01)
-    if process.poll() is None:
-        os.kill(process.pid, signal.SIGKILL)
-    process.wait()
-    return stored_revisions(mirror)
+    command = [sys.executable, "-m", "harvester", "import-dump", str(dump), "--mirror",
+               str(mirror), "--quiet"]
+    return run_until_stored(command, mirror, threshold)
 
 
 @pytest.mark.mediawiki
