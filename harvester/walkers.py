@@ -46,16 +46,33 @@ ISO_TIMESTAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ")
 
 async def fetch_siteinfo(client: ApiClient) -> tuple[dict[str, Any], str]:
     """The wiki's siteinfo and the server's current time (``curtimestamp``)."""
-    data = await client.call(
-        {"action": "query", "meta": "siteinfo", "siprop": SITEINFO_PROPS, "curtimestamp": "1"}
-    )
+    siteinfo, now, _ = await fetch_siteinfo_and_group(client, None)
+    return siteinfo, now
+
+
+async def fetch_siteinfo_and_group(
+    client: ApiClient, group: str | None
+) -> tuple[dict[str, Any], str, list[str] | None]:
+    """Siteinfo, the server's time and, in the same request, the members of ``group``
+    (None when there are more than one batch holds: ask :func:`group_members`)."""
+    params = {"action": "query", "meta": "siteinfo", "siprop": SITEINFO_PROPS,
+              "curtimestamp": "1"}
+    if group is not None:
+        params |= {"list": "allusers", "augroup": group, "aulimit": "max"}
+    data = await client.call(params)
+    members: list[str] | None = None
+    if group is not None and "continue" not in data:
+        members = [user["name"] for user in query_list(data, "allusers")
+                   if isinstance(user.get("name"), str)]
     query, now = data.get("query"), data.get("curtimestamp")
+    if isinstance(query, dict):
+        query = {k: v for k, v in query.items() if k != "allusers"}
     if not (isinstance(query, dict) and isinstance(query.get("general"), dict)
             and isinstance(query.get("namespaces"), dict)):
         raise RemoteError("the wiki sent malformed siteinfo (no general or namespaces section)")
     if not isinstance(now, str) or not ISO_TIMESTAMP.fullmatch(now):
         raise RemoteError(f"the wiki sent a malformed current time ({now!r})")
-    return query, now
+    return query, now, members
 
 
 def mediawiki_version(generator: str) -> tuple[int, int]:

@@ -27,7 +27,7 @@ from harvester.config import Settings
 from harvester.discovery import discover_api
 from harvester.errors import ConfigError, first_cause
 from harvester.walkers import (
-    fetch_siteinfo,
+    fetch_siteinfo_and_group,
     first_revision_timestamp,
     group_members,
     has_allrevisions,
@@ -149,11 +149,11 @@ async def crawl_into(
     client: ApiClient, mirror: Mirror, settings: Settings, identity: Identity
 ) -> CrawlSummary:
     writer = SerialWriter(mirror.directory)
-    siteinfo, server_now = await fetch_siteinfo(client)
+    siteinfo, server_now, bots = await fetch_siteinfo_and_group(client, "bot")
     assert client.api_url is not None
     await writer.run(mirror.bind_wiki, wiki_identity(siteinfo), client.api_url)
     await writer.run(mirror.save_siteinfo, siteinfo)
-    await record_bots(client, mirror, writer)
+    await record_bots(client, mirror, writer, bots)
     if await writer.run(mirror.get_meta, "crawl_started") is None:
         # the first run's server time: a later sync catches up exactly from here
         await writer.run(mirror.set_meta, "crawl_started", server_now)
@@ -183,9 +183,12 @@ async def crawl_into(
     )
 
 
-async def record_bots(client: ApiClient, mirror: Mirror, writer: SerialWriter) -> None:
+async def record_bots(
+    client: ApiClient, mirror: Mirror, writer: SerialWriter, bots: list[str] | None = None
+) -> None:
     """The wiki's bot group, so that attribution can tell bots from people."""
-    bots = await group_members(client, "bot")
+    if bots is None:
+        bots = await group_members(client, "bot")
     await writer.run(mirror.set_meta, "bot_users", json.dumps(sorted(bots), ensure_ascii=False))
 
 

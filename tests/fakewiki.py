@@ -92,7 +92,10 @@ class FakeWiki:
         if p.get("action") == "login":
             return self.json(self.login(p))
         if p.get("meta") == "siteinfo":
-            return self.json(self.siteinfo())
+            data = self.siteinfo()
+            if p.get("list") == "allusers":  # asked for in the same request
+                data["query"] |= self.allusers(p)
+            return self.json(data)
         if p.get("meta") == "userinfo":
             if request.headers.get("Authorization") == "Bearer good-token":
                 self.logged_in = "OAuthUser"
@@ -100,8 +103,7 @@ class FakeWiki:
         if p.get("meta") == "tokens":
             return self.json({"query": {"tokens": {"logintoken": "tok+\\"}}})
         if p.get("list") == "allusers":
-            bots = [{"userid": 9, "name": "FixBot"}] if p.get("augroup") == "bot" else []
-            return self.json({"query": {"allusers": bots}})
+            return self.json({"query": self.allusers(p)})
         if p.get("list") == "allrevisions":
             return self.json(self.allrevisions(p))
         if p.get("generator") == "allpages":
@@ -109,6 +111,10 @@ class FakeWiki:
         if p.get("prop") == "revisions" and "pageids" in p:
             return self.json(self.history(p))
         return self.json({"error": {"code": "badparams", "info": f"unsupported: {p}"}})
+
+    @staticmethod
+    def allusers(p: dict[str, str]) -> dict[str, Any]:
+        return {"allusers": [{"userid": 9, "name": "FixBot"}] if p.get("augroup") == "bot" else []}
 
     @staticmethod
     def json(data: dict[str, Any]) -> httpx.Response:
