@@ -44,26 +44,16 @@ def query_list(response: dict[str, Any], key: str) -> Items:
 ISO_TIMESTAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ")
 
 
-async def fetch_siteinfo(client: ApiClient) -> tuple[dict[str, Any], str]:
-    """The wiki's siteinfo and the server's current time (``curtimestamp``)."""
-    siteinfo, now, _ = await fetch_siteinfo_and_group(client, None)
-    return siteinfo, now
-
-
 async def fetch_siteinfo_and_group(
-    client: ApiClient, group: str | None
+    client: ApiClient, group: str
 ) -> tuple[dict[str, Any], str, list[str] | None]:
     """Siteinfo, the server's time and, in the same request, the members of ``group``
     (None when there are more than one batch holds: ask :func:`group_members`)."""
-    params = {"action": "query", "meta": "siteinfo", "siprop": SITEINFO_PROPS,
-              "curtimestamp": "1"}
-    if group is not None:
-        params |= {"list": "allusers", "augroup": group, "aulimit": "max"}
-    data = await client.call(params)
-    members: list[str] | None = None
-    if group is not None and "continue" not in data:
-        members = [user["name"] for user in query_list(data, "allusers")
-                   if isinstance(user.get("name"), str)]
+    data = await client.call({
+        "action": "query", "meta": "siteinfo", "siprop": SITEINFO_PROPS, "curtimestamp": "1",
+        "list": "allusers", "augroup": group, "aulimit": "max",
+    })
+    members = None if "continue" in data else member_names(data)
     query, now = data.get("query"), data.get("curtimestamp")
     if isinstance(query, dict):
         query = {k: v for k, v in query.items() if k != "allusers"}
@@ -266,6 +256,10 @@ async def group_members(client: ApiClient, group: str) -> list[str]:
     params = {"action": "query", "list": "allusers", "augroup": group, "aulimit": "max"}
     names: list[str] = []
     async for response, _ in iterate_query(client, params):
-        names.extend(user["name"] for user in query_list(response, "allusers")
-                     if isinstance(user.get("name"), str))
+        names.extend(member_names(response))
     return names
+
+
+def member_names(response: dict[str, Any]) -> list[str]:
+    return [user["name"] for user in query_list(response, "allusers")
+            if isinstance(user.get("name"), str)]

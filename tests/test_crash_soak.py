@@ -39,6 +39,7 @@ from tests.ground_truth import parse_dump
 from tests.test_crawl_mediawiki import (
     ROOT,
     by_revid,
+    count_rows,
     crawl_settings,
     export_records,
     harvester_command,
@@ -102,14 +103,7 @@ def soak(request: pytest.FixtureRequest) -> Soak:
 
 
 def count_runs(directory: Path) -> int:
-    try:
-        db = sqlite3.connect(f"file:{directory / DB_NAME}?mode=ro", uri=True, timeout=1)
-        try:
-            return int(db.execute("SELECT count(*) FROM runs").fetchone()[0])
-        finally:
-            db.close()
-    except sqlite3.Error:  # not created yet, or no schema yet
-        return 0
+    return count_rows(directory, "runs")
 
 
 def run_then_kill(

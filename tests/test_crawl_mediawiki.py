@@ -159,10 +159,15 @@ async def test_namespace_filter_and_current_only(
 
 
 def stored_revisions(mirror_dir: Path) -> int:
+    return count_rows(mirror_dir, "revisions")
+
+
+def count_rows(mirror_dir: Path, table: str) -> int:
+    """Rows of a mirror's table as another process sees them; 0 before the schema exists."""
     try:
         db = sqlite3.connect(f"file:{mirror_dir / 'mirror.sqlite'}?mode=ro", uri=True, timeout=1)
         try:
-            return int(db.execute("select count(*) from revisions").fetchone()[0])
+            return int(db.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
         finally:
             db.close()
     except sqlite3.Error:
