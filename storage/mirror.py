@@ -22,7 +22,7 @@ from .errors import MirrorMismatchError, StorageError
 from .records import Checkpoint, PageRecord, RevisionBatch, RevisionRecord, SlotRecord
 from .schema import COMPACT_STORE, MIGRATIONS, migrate, schema_version, utc_now
 from .stored import REVISION_COLUMNS, SLOT_COLUMNS, StoredRevision, stored_revision
-from .textstore import TextStore
+from .textstore import RecentTexts, TextStore
 
 DB_NAME = "mirror.sqlite"
 
@@ -443,6 +443,7 @@ class _BatchWriter:
         names = sorted({rev.user for rev in revisions if rev.user and not rev.userhidden})
         self.actors, self.users = _known_authors(conn, names)
         self.kinds: dict[tuple[str | None, str | None], int] = {}
+        self.recent = RecentTexts()
 
     def write(self, revisions: list[RevisionRecord]) -> int:
         """Write the revisions in this order; returns how many were not stored before."""
@@ -497,7 +498,7 @@ class _BatchWriter:
             assert slot.text is not None
             # The revision's row may not be written yet: its timestamp goes along.
             text_id, sha1 = self.texts.add(
-                slot.text, rev.pageid, slot.role, rev.revid, rev.timestamp
+                slot.text, rev.pageid, slot.role, rev.revid, rev.timestamp, self.recent
             )
         kind = self.kinds.get((slot.content_model, slot.content_format))
         if kind is None:

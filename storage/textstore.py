@@ -105,7 +105,6 @@ class _Node(NamedTuple):
     children: int
     sha1: bytes  # raw; the cache's key is its hex form
 
-
     @property
     def key(self) -> str:
         return self.sha1.hex()
@@ -155,6 +154,58 @@ class ByteLRU:
         return len(self._items)
 
 
+class RecentTexts:
+    """What _previous_texts() would find for the next revision of each page+slot,
+    kept while one transaction writes a batch in page and history order.
+
+    Each text written records itself with the texts before it, so the page's
+    next revision (later in history order) needs no query. Anything else (an
+    earlier revision, a text stored before) falls back to the query. Kept for
+    one transaction only: a rolled-back one hands its text ids out again.
+    The nodes' ``children`` may be stale; _choose_base() never reads it from a
+    candidate, only from the ancestors it looks up.
+    """
+
+    def __init__(self) -> None:
+        self._last: dict[tuple[int, str], tuple[str, int, list[_Node]]] = {}
+
+    def before(
+        self, pageid: int, role: str, timestamp: str | None, revid: int
+    ) -> list[_Node] | None:
+        last = self._last.get((pageid, role))
+        if last is None or timestamp is None or (timestamp, revid) <= (last[0], last[1]):
+            return None
+        return last[2]
+
+    def after(
+        self,
+        pageid: int,
+        role: str,
+        timestamp: str,
+        revid: int,
+        node: _Node,
+        previous: list[_Node],
+    ) -> None:
+        """Record the text just written for revision ``revid`` (``previous``: the older
+        texts before it; the text itself only counts when it is not empty)."""
+        last = self._last.get((pageid, role))
+        if last is not None and (timestamp, revid) < (last[0], last[1]):
+            # Written out of history order: the page's history is no longer a
+            # simple sequence here; the query knows better.
+            self.forget(pageid, role)
+            return
+        texts = [n for n in previous if n.id != node.id]
+        if node.sha1 != _EMPTY_SHA1:
+            texts.insert(0, node)
+        self._last[pageid, role] = (timestamp, revid, texts[:PREVIOUS_TEXTS])
+
+    def forget(self, pageid: int, role: str) -> None:
+        self._last.pop((pageid, role), None)
+
+
+_EMPTY_SHA1 = hashlib.sha1(b"").digest()
+
+
 class TextStore:
     """Reads and writes the ``text_data`` table through the mirror's connection.
 
@@ -190,33 +241,50 @@ class TextStore:
         return self.add(text, pageid, role, revid).sha1
 
     def add(
-        self, text: str, pageid: int, role: str, revid: int, timestamp: str | None = None
+        self,
+        text: str,
+        pageid: int,
+        role: str,
+        revid: int,
+        timestamp: str | None = None,
+        recent: RecentTexts | None = None,
     ) -> StoredText:
         """Store a text of revision ``revid`` of page+slot (once); returns its id and sha1.
 
         ``timestamp``, the revision's, saves looking it up (and lets the text be
-        stored before the revision's row).
+        stored before the revision's row). ``recent`` (see RecentTexts) saves
+        the query for the previous texts when the same transaction has just
+        written the page's revision before this one.
         """
         data = text.encode("utf-8")
         digest = hashlib.sha1(data).digest()
         sha1 = digest.hex()
         found = self._find(digest)
         if found is not None:
+            if recent is not None:
+                recent.forget(pageid, role)
             return StoredText(found, sha1)
-        previous = self._previous_texts(pageid, role, revid, timestamp)
+        previous = None if recent is None else recent.before(pageid, role, timestamp, revid)
+        older = True
+        if previous is None:
+            previous, older = self._previous_texts(pageid, role, revid, timestamp)
         base, frame = self._best_delta(data, previous)
+        depth = 0 if base is None else base.depth + 1
         cursor = self._conn.execute(
             "INSERT INTO text_data (sha1, base, depth, size, children, data)"
             " VALUES (?, ?, ?, ?, 0, ?)",
-            (digest, None if base is None else base.id,
-             0 if base is None else base.depth + 1, len(data), frame),
-        )  # fmt: skip
+            (digest, None if base is None else base.id, depth, len(data), frame),
+        )
+        text_id = int(cursor.lastrowid or 0)
         if base is not None:
             self._conn.execute(
                 "UPDATE text_data SET children = children + 1 WHERE id = ?", (base.id,)
             )
+        if recent is not None and timestamp is not None:
+            node = _Node(text_id, None if base is None else base.id, depth, 0, digest)
+            recent.after(pageid, role, timestamp, revid, node, previous if older else [])
         self.cache.put(sha1, data)
-        return StoredText(int(cursor.lastrowid or 0), sha1)
+        return StoredText(text_id, sha1)
 
     def _find(self, digest: bytes) -> int | None:
         # The index holds the first 8 bytes of each sha1 (idx_text_data_sha1):
@@ -275,8 +343,9 @@ class TextStore:
 
     def _previous_texts(
         self, pageid: int, role: str, revid: int, timestamp: str | None = None
-    ) -> list[_Node]:
-        """The last PREVIOUS_TEXTS distinct non-empty texts of the page+slot before ``revid``.
+    ) -> tuple[list[_Node], bool]:
+        """The last PREVIOUS_TEXTS distinct non-empty texts of the page+slot before ``revid``,
+        and whether they are older (False: the nearest newer ones, see below).
 
         "Before" in the page's history order, (timestamp, revid), which the
         history index walks; the revision's row must be written already unless
@@ -291,10 +360,10 @@ class TextStore:
                 "SELECT timestamp FROM revision_data WHERE revid = ?", (revid,)
             ).fetchone()
             if row is None:
-                return []
+                return [], True
             timestamp = row[0]
         out: list[_Node] = []
-        for query in _PREVIOUS_QUERIES:
+        for older, query in zip((True, False), _PREVIOUS_QUERIES, strict=True):
             cursor = self._conn.execute(query, (role, pageid, timestamp, revid))
             for row in cursor:
                 if all(text.id != row[0] for text in out):
@@ -305,8 +374,8 @@ class TextStore:
             # compile it again (four times the cost of the query).
             cursor.close()
             if out:
-                break
-        return out
+                return out, older
+        return out, True
 
     def _choose_base(self, node: _Node) -> _Node | None:
         """The base for a text following ``node`` (rule in the module docstring)."""
@@ -527,21 +596,41 @@ def compress(data: bytes, base: bytes | None, level: int = DELTA_LEVEL) -> bytes
     dict_size = len(base) if base is not None else 0
     if base is None:
         level = KEYFRAME_LEVEL
-    # Matches in the dictionary are only found within the window, and the
-    # level's default window (4 MB at level 9) would make a delta of a 5 MB text
-    # against its 5 MB predecessor nearly as big as the text.
-    needed = min(MAX_WINDOW_LOG, max(10, (dict_size + len(data)).bit_length()))
-    params = zstandard.ZstdCompressionParameters.from_level(
-        level, source_size=len(data), dict_size=dict_size, **_FRAME
-    )
-    if params.window_log < needed:
-        params = zstandard.ZstdCompressionParameters.from_level(
-            level, source_size=len(data), dict_size=dict_size, window_log=needed, **_FRAME
-        )
+    params = _parameters(level, len(data), dict_size)
     if base is None:
         return zstandard.ZstdCompressor(compression_params=params).compress(data)
     dictionary = zstandard.ZstdCompressionDict(base, dict_type=zstandard.DICT_TYPE_RAWCONTENT)
     return zstandard.ZstdCompressor(dict_data=dictionary, compression_params=params).compress(data)
+
+
+def _parameters(level: int, size: int, dict_size: int) -> zstandard.ZstdCompressionParameters:
+    """zstd's parameters for a level and these sizes, with a window that covers both.
+
+    Matches in the dictionary are only found within the window, and the level's
+    default window (4 MB at level 9) would make a delta of a 5 MB text against its
+    5 MB predecessor nearly as big as the text. Built once per level, window and
+    power-of-two sizes (zstd itself only tells sizes apart by a few classes):
+    building them took a fifth of the time of a small text's compression.
+    """
+    needed = min(MAX_WINDOW_LOG, max(10, (dict_size + size).bit_length()))
+    key = (level, needed, size.bit_length(), dict_size.bit_length())
+    params = _PARAMETERS.get(key)
+    if params is None:
+        # The sizes zstd sees are the class's upper bounds, so a cached entry
+        # never has tables too small for a text of its class.
+        bound, dict_bound = (1 << key[2]) - 1, (1 << key[3]) - 1 if dict_size else 0
+        params = zstandard.ZstdCompressionParameters.from_level(
+            level, source_size=bound, dict_size=dict_bound, **_FRAME
+        )
+        if params.window_log < needed:
+            params = zstandard.ZstdCompressionParameters.from_level(
+                level, source_size=bound, dict_size=dict_bound, window_log=needed, **_FRAME
+            )
+        _PARAMETERS[key] = params
+    return params
+
+
+_PARAMETERS: dict[tuple[int, int, int, int], zstandard.ZstdCompressionParameters] = {}
 
 
 def decompress(frame: bytes, base: bytes | None, sha1: str, size: int) -> bytes:
