@@ -106,6 +106,26 @@ def server_requests(log: Path) -> int:
     return api_requests(log, REQUEST_LINE)
 
 
+def process_group_cpu_s(pgid: int | None) -> float:
+    """CPU seconds (user + system) used so far by the live processes of a process group.
+
+    For the server: php -S and its workers share one group and the workers live as
+    long as it does, so the difference of two readings is what the server spent
+    answering the requests in between. 0.0 without /proc or without a group.
+    """
+    if pgid is None or not Path("/proc/self/stat").exists():
+        return 0.0
+    ticks = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            # After the ")" closing the command name: state is field 3, pgrp 5,
+            # utime 14, stime 15, cutime 16, cstime 17 (proc(5)).
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            if int(fields[2]) == pgid:
+                ticks += sum(int(f) for f in fields[11:15])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
 def directory_bytes(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
@@ -120,10 +140,13 @@ def seven_zip_bytes(xml: Path, work: Path) -> int | None:
 
 
 def run_crawl(
-    api: str, mirror: Path, log: Path, env: dict[str, str], *extra: str
+    api: str, mirror: Path, log: Path, env: dict[str, str], *extra: str,
+    server_pgid: int | None = None,
 ) -> dict[str, Any]:
-    """One `harvester crawl` process: time, CPU, peak RSS, server-counted requests, size."""
+    """One `harvester crawl` process: time, CPU, peak RSS, server-counted requests, size;
+    and the CPU the server's process group spent meanwhile."""
     before = server_requests(log)
+    server_before = process_group_cpu_s(server_pgid)
     command = [sys.executable, "-m", "harvester", "crawl", api, "--mirror", str(mirror),
                "--quiet", "--max-rps", "0", "--max-rpm", "0", *extra]
     with tempfile.NamedTemporaryFile(suffix=".log") as output:
@@ -136,6 +159,7 @@ def run_crawl(
         "cpu_s": result.cpu_s,
         "peak_rss_mb": result.peak_rss_mb,
         "requests": server_requests(log) - before,
+        "server_cpu_s": process_group_cpu_s(server_pgid) - server_before,
         "mirror_bytes": directory_bytes(mirror),
     }
 

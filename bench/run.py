@@ -23,6 +23,7 @@ import os
 import platform
 import random
 import shutil
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -97,12 +98,12 @@ def harvester_rows(
         extra = ("--user", bot["name"]) if logged_in else ()
         print(f"  harvester crawl, {who}, concurrency {workers} ...", file=sys.stderr)
         result = run_crawl(server.api_url, mirror, server.log_path, env,
-                           "--concurrency", str(workers), *extra)
+                           "--concurrency", str(workers), *extra, server_pgid=server.pgid)
         with Mirror.open(mirror, create=False) as opened:
             got = opened.count_revisions()
         rows.append(row("harvester", who, workers, profile, got, result["wall_s"],
                         result["requests"], result["cpu_s"], result["peak_rss_mb"],
-                        result["mirror_bytes"]))  # fmt: skip
+                        result["mirror_bytes"], result["server_cpu_s"]))  # fmt: skip
         if keep and workers == 4:
             kept[who] = mirror
         else:
@@ -121,7 +122,8 @@ def peer_rows(
         print(f"  wikiteam3, {who} ...", file=sys.stderr)
         out = work / f"wikiteam3-{who.replace(' ', '-')}"
         result = wikiteam.run(peer, server.api_url, server.wiki.index_url, out,
-                              server.log_path, delay=delay, login=login, chunk=chunk)
+                              server.log_path, delay=delay, login=login, chunk=chunk,
+                              server_pgid=server.pgid)
         if login and not result["logged_in"]:
             raise SystemExit("wikiteam3 did not log in; its run would not be comparable")
         if result["blocked"]:
@@ -129,7 +131,7 @@ def peer_rows(
                   "(blocked)", file=sys.stderr)
         rows.append(row("wikiteam3", who, 1, profile, result["revisions_written"],
                         result["wall_s"], result["requests"], result["cpu_s"],
-                        result["peak_rss_mb"], result["bytes"])
+                        result["peak_rss_mb"], result["bytes"], result["server_cpu_s"])
                     | {"delay_s": delay, "blocked_requests": result["blocked"]})  # fmt: skip
         shutil.rmtree(out)
     return rows
@@ -137,7 +139,7 @@ def peer_rows(
 
 def row(
     tool: str, who: str, workers: int, profile: dict[str, Any], got: int, wall: float,
-    requests: int, cpu: float, rss: float, size: int,
+    requests: int, cpu: float, rss: float, size: int, server_cpu: float,
 ) -> dict[str, Any]:
     revisions = profile["revisions"]
     floor = api_floor(revisions, profile["pages_per_ns"], logged_in=who == "logged in")
@@ -148,6 +150,7 @@ def row(
         "requests_per_1000_rev": 1000 * requests / revisions, "api_floor": floor,
         "floor_per_1000_rev": 1000 * floor / revisions, "over_floor": requests / floor,
         "cpu_s": cpu, "cpu_ms_per_rev": 1000 * cpu / revisions, "peak_rss_mb": rss,
+        "server_cpu_s": server_cpu, "server_cpu_ms_per_rev": 1000 * server_cpu / revisions,
         "bytes": size,
     }
 
@@ -166,6 +169,18 @@ def read_latency(mirror: Path, samples: int, runs: int) -> dict[str, Any]:
         p50, p99, worst = read.percentiles(times)
         out[name] = {"p50_ms": p50, "p99_ms": p99, "max_ms": worst, "samples": len(times)}
     return out
+
+
+def mirror_parts(mirror: Path) -> dict[str, int]:
+    """Bytes of the mirror's file in compressed texts (text_data), the rest of the
+    catalogue (every other table and index, free pages included) and the WAL."""
+    db = mirror / "mirror.sqlite"
+    with sqlite3.connect(db) as conn:
+        texts = conn.execute("SELECT sum(pgsize) FROM dbstat WHERE name = 'text_data'").fetchone()
+    wal = db.with_name(db.name + "-wal")
+    text_bytes = int(texts[0] or 0)
+    return {"texts": text_bytes, "catalogue": db.stat().st_size - text_bytes,
+            "wal": wal.stat().st_size if wal.exists() else 0}
 
 
 def sync_cost(
@@ -223,6 +238,7 @@ def bench_scale(
         if full:
             print("  reading random revisions ...", file=sys.stderr)
             result["read"] = read_latency(mirrors["logged in"], args.read_samples, 20)
+            result["mirror_parts"] = mirror_parts(mirrors["logged in"])
             result["sync"] = sync_cost(server, wiki, bot, mirrors, args.changes)
     result["runs"] = rows
     for mirror in mirrors.values():
@@ -251,6 +267,15 @@ def check(name: str, ratio: float | None, limit: float, *, at_least: bool = Fals
             "verdict": verdict, "note": note}
 
 
+def ceiling_note(ours: dict[str, Any], peer: dict[str, Any]) -> str:
+    """What the server alone allows: with every CPU of the machine answering requests
+    and a client that cost nothing, revisions/s = CPUs / server CPU per revision."""
+    cpus = os.cpu_count() or 1
+    ceiling = 1000 * cpus / ours["server_cpu_ms_per_rev"]
+    return (f"server {ours['server_cpu_ms_per_rev']:.3f} ms CPU/rev: {cpus} CPUs serve at most "
+            f"{ceiling:,.0f} rev/s = {ceiling / peer['revisions_per_s']:.2f}x wikiteam3")
+
+
 def targets(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The issue's targets, on the largest scale (and the smallest, for memory)."""
     big = results[-1]
@@ -267,6 +292,8 @@ def targets(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
         assert ours is not None
         speed = ours["revisions_per_s"] / peer["revisions_per_s"] if peer else None
         note = "" if peer is None or peer["complete"] else "wikiteam3 output incomplete"
+        if peer and ours["server_cpu_ms_per_rev"] > 0:
+            note = (note + "; " if note else "") + ceiling_note(ours, peer)
         out.append(check(f"concurrency 4 >= 3x wikiteam3 rev/s, {who}", speed, 3.0,
                          at_least=True, note=note))
     for who, workers in MODES:
@@ -309,7 +336,7 @@ def print_wiki(result: dict[str, Any]) -> None:
 def print_runs(results: list[dict[str, Any]]) -> None:
     header = (f"{'scale':>5} {'tool':<9} {'who':<9} {'conc':>4} {'revs':>7} {'wall s':>7} "
               f"{'rev/s':>6} {'requests':>8} {'/1k rev':>7} {'floor':>5} {'x floor':>7} "
-              f"{'cpu s':>6} {'cpu ms/rev':>10} {'RSS MB':>6} {'disk MB':>7}")
+              f"{'cpu s':>6} {'cpu ms/rev':>10} {'srv ms/rev':>10} {'RSS MB':>6} {'disk MB':>7}")
     print(header)
     print("-" * len(header))
     for result in results:
@@ -319,6 +346,7 @@ def print_runs(results: list[dict[str, Any]]) -> None:
                   f"{revs:>7} {r['wall_s']:>7.1f} {r['revisions_per_s']:>6.0f} "
                   f"{r['requests']:>8} {r['requests_per_1000_rev']:>7.1f} {r['api_floor']:>5} "
                   f"{r['over_floor']:>7.3f} {r['cpu_s']:>6.1f} {r['cpu_ms_per_rev']:>10.3f} "
+                  f"{r['server_cpu_ms_per_rev']:>10.3f} "
                   f"{r['peak_rss_mb']:>6.1f} {r['bytes'] / 1e6:>7.1f}")
 
 
@@ -329,6 +357,12 @@ def print_extras(big: dict[str, Any]) -> None:
             else f"{name} n/a (apt-get install {v['missing']})"
             for name, v in big["compressed"].items())  # fmt: skip
         print(f"\ndumpBackup XML {big['wiki']['dump_xml_bytes'] / 1e6:.1f} MB; {sizes}")
+    if "mirror_parts" in big:
+        parts = big["mirror_parts"]
+        seven = big.get("compressed", {}).get("7z -mx=9", {}).get("bytes")
+        against = f" ({parts['texts'] / seven:.2f}x the 7z)" if seven else ""
+        print(f"logged-in concurrency-4 mirror: texts {parts['texts'] / 1e6:.2f} MB{against}, "
+              f"catalogue {parts['catalogue'] / 1e6:.2f} MB, WAL {parts['wal'] / 1e6:.2f} MB")
     if "read" in big:
         print("\nsingle-revision reads from the crawled mirror:")
         for name, v in big["read"].items():

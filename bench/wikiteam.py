@@ -30,7 +30,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from crawl import directory_bytes, run_measured, server_requests
+from crawl import directory_bytes, process_group_cpu_s, run_measured, server_requests
 
 PROGRAM = "wikiteam3dumpgenerator"
 DEFAULT_DELAY = 1.5  # its --delay default (wikiteam3 4.4), for the record
@@ -82,8 +82,10 @@ def count_revisions(out: Path) -> int:
 def run(
     peer: Peer, api_url: str, index_url: str, out: Path, log: Path, *, delay: float,
     login: tuple[str, str] | None = None, chunk: int = 50, timeout: float = 7200,
+    server_pgid: int | None = None,
 ) -> dict[str, Any]:
-    """One dump into ``out`` (must not exist): time, CPU, RSS, requests, revisions, size."""
+    """One dump into ``out`` (must not exist): time, CPU, RSS, requests, revisions, size;
+    and the CPU the server's process group (``server_pgid``) spent meanwhile."""
     command = [str(peer.executable), "--api", api_url, "--index", index_url, "--xml",
                "--xmlrevisions", "--force", "--delay", str(delay), "--path", str(out),
                "--api_chunksize", str(chunk)]  # fmt: skip
@@ -91,15 +93,17 @@ def run(
         command += ["--user", login[0], "--pass", login[1]]
     transcript = out.with_name(out.name + ".out")
     before = server_requests(log)
+    server_before = process_group_cpu_s(server_pgid)
     result = run_measured(command, loopback_only_env(), cwd=out.parent, output=transcript,
                           timeout=timeout)
     requests = server_requests(log) - before
+    server_cpu = process_group_cpu_s(server_pgid) - server_before
     text = transcript.read_text(encoding="utf-8", errors="replace")
     if result.code != 0:
         raise SystemExit(f"{PROGRAM} failed (exit {result.code}): {text.strip()[-2000:]}")
     return {
         "wall_s": result.wall_s, "cpu_s": result.cpu_s, "peak_rss_mb": result.peak_rss_mb,
-        "requests": requests, "bytes": directory_bytes(out),
+        "requests": requests, "server_cpu_s": server_cpu, "bytes": directory_bytes(out),
         "revisions_written": count_revisions(out), "delay_s": delay,
         "blocked": len(BLOCKED.findall(text)),
         # "-- Login OK --" shows even when the login failed; this line only on success

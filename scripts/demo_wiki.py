@@ -364,6 +364,11 @@ class WikiServer:
     def log_path(self) -> Path:
         return self.wiki.directory / SERVER_LOG
 
+    @property
+    def pgid(self) -> int | None:
+        """The process group of php -S and its workers (its own session), while running."""
+        return None if self.process is None else self.process.pid
+
     def start(self) -> WikiServer:
         env = {
             **os.environ,
