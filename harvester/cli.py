@@ -18,6 +18,7 @@ import trio
 from harvester import __version__
 from harvester.config import Settings, build_settings, parse_namespaces, wiki_settings
 from harvester.errors import ConfigError, first_cause
+from harvester.memory import fix_malloc_thresholds
 
 
 def add_common(parser: argparse.ArgumentParser) -> None:
@@ -279,6 +280,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     args = build_parser().parse_args(argv)
     configure_logging(args.verbose)
+    fix_malloc_thresholds()
     try:
         try:
             return COMMANDS[args.command](args)

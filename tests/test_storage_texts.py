@@ -189,3 +189,36 @@ def test_write_cache_stays_bounded(tmp_path: Path) -> None:
         store(m, [rev(i + 1, t) for i, t in enumerate(history)])
         assert m.texts.cache.used <= 200_000
         assert [reread(m, i + 1) for i in range(100)] == history
+
+
+def test_a_batch_chooses_the_same_bases_as_one_revision_at_a_time(tmp_path: Path) -> None:
+    """Within a batch, RecentTexts stands in for the query of the previous texts:
+    with blankings, reverts, vandalism and a revision whose timestamp is out of
+    revid order, every text gets the base and frame the query would give it."""
+    history = edited_history(60, seed=9, words=400)
+    texts: list[str] = []
+    for i, text in enumerate(history):
+        if i % 11 == 5:
+            texts.append("")  # blanked
+        elif i % 13 == 7:
+            texts.append(texts[-3])  # revert to an earlier version
+        elif i % 17 == 3:
+            texts.append("VANDAL " * 300)
+        else:
+            texts.append(text)
+    revisions = [rev(i + 1, t) for i, t in enumerate(texts)]
+    revisions += [rev(100 + i, t, pageid=2) for i, t in enumerate(history[:20])]
+    revisions[30].timestamp = "2019-06-01T00:00:00Z"
+
+    def stored_rows(name: str, batches: list[list[RevisionRecord]]) -> list[tuple[object, ...]]:
+        with Mirror.open(tmp_path / name, create=True) as m:
+            for batch in batches:
+                store(m, batch)
+            return m.db.execute(
+                "SELECT sha1, base, depth, children, data FROM text_data ORDER BY id"
+            ).fetchall()
+
+    one_batch = stored_rows("batch", [revisions])
+    one_by_one = stored_rows("single", [[r] for r in revisions])
+    assert len(one_batch) > 45
+    assert one_batch == one_by_one
