@@ -8,7 +8,9 @@ corpora folder when present (the 15,180-revision Anarchism history among
 them). Each is imported into a new mirror by a separate `harvester
 import-dump` process, run under a small wrapper that reports its peak RSS and
 CPU time; "parse" is the XML reading alone (storage/dumpxml.py), in this
-process. Prints a table; a benchmark, not a test.
+process; "1-process" the same import with the reading done in the importing
+process (as on a machine with one CPU) instead of a second one. Prints a
+table; a benchmark, not a test.
 """
 
 from __future__ import annotations
@@ -53,9 +55,23 @@ def parse_only(dump: Path) -> tuple[int, int, float]:
     return revisions, reader.bytes_read, time.monotonic() - started
 
 
-def run_import(dump: Path, mirror: Path) -> dict[str, Any]:
+# The same import with the dump read in the importing process itself (no second
+# process; what a 1-CPU machine gets), for the comparison in one run.
+SERIAL_IMPORT = (
+    "import sys\n"
+    "from pathlib import Path\n"
+    "from storage.dumpimport import import_dump\n"
+    "from storage.mirror import Mirror\n"
+    "with Mirror.open(Path(sys.argv[2]), create=True) as mirror:\n"
+    "    import_dump(mirror, Path(sys.argv[1]), parallel=False)\n"
+)
+
+
+def run_import(dump: Path, mirror: Path, *, serial: bool = False) -> dict[str, Any]:
     command = [sys.executable, "-m", "harvester", "import-dump", str(dump),
                "--mirror", str(mirror), "--quiet"]
+    if serial:
+        command = [sys.executable, "-c", SERIAL_IMPORT, str(dump), str(mirror)]
     started = time.monotonic()
     done = subprocess.run([sys.executable, "-c", RUSAGE_WRAPPER, *command], cwd=ROOT,
                           stderr=subprocess.PIPE, text=True)
@@ -70,25 +86,27 @@ def run_import(dump: Path, mirror: Path) -> dict[str, Any]:
 
 def bench(dump: Path, label: str, work: Path) -> dict[str, Any]:
     revisions, xml_bytes, parse_s = parse_only(dump)
+    serial = run_import(dump, work / f"serial-{label}", serial=True)
     result = run_import(dump, work / f"mirror-{label}")
     return {"dump": label, "revisions": revisions, "xml_mb": xml_bytes / 1e6,
             "file_mb": dump.stat().st_size / 1e6, **result,
             "rev_per_s": revisions / result["wall_s"],
             "mb_per_s": xml_bytes / 1e6 / result["wall_s"],
-            "rev_per_cpu_s": revisions / result["cpu_s"], "parse_rev_per_s": revisions / parse_s}
+            "rev_per_cpu_s": revisions / result["cpu_s"], "parse_rev_per_s": revisions / parse_s,
+            "serial_wall_s": serial["wall_s"], "serial_rev_per_s": revisions / serial["wall_s"]}
 
 
 def print_table(rows: list[dict[str, Any]]) -> None:
     header = (f"{'dump':<44} {'revs':>6} {'XML MB':>8} {'file MB':>7} {'wall s':>7} "
               f"{'cpu s':>6} {'rev/s':>6} {'MB/s':>5} {'rev/cpu s':>9} {'parse rev/s':>11} "
-              f"{'RSS MB':>6} {'mirror MB':>9}")
+              f"{'RSS MB':>6} {'mirror MB':>9} {'1-process rev/s':>15}")
     print(header)
     print("-" * len(header))
     for r in rows:
         print(f"{r['dump'][:44]:<44} {r['revisions']:>6} {r['xml_mb']:>8.1f} {r['file_mb']:>7.1f} "
               f"{r['wall_s']:>7.1f} {r['cpu_s']:>6.1f} {r['rev_per_s']:>6.0f} "
               f"{r['mb_per_s']:>5.1f} {r['rev_per_cpu_s']:>9.0f} {r['parse_rev_per_s']:>11.0f} "
-              f"{r['peak_rss_mb']:>6.0f} {r['mirror_mb']:>9.1f}")
+              f"{r['peak_rss_mb']:>6.0f} {r['mirror_mb']:>9.1f} {r['serial_rev_per_s']:>15.0f}")
 
 
 def main() -> None:

@@ -555,3 +555,26 @@ def test_real_dumps_of_several_schemas(tmp_path: Path, name: str, schema: str, p
         assert ours["sha1"] == expected.get("sha1", computed)
     with Mirror.open(tmp_path / "m", create=False) as m:
         assert m.get_siteinfo("dump")["schema"] == schema
+
+
+def test_reading_in_a_second_process_gives_the_same_mirror(tmp_path: Path) -> None:
+    """The parser in a forked child (storage/readahead.py) or in the importing
+    process: the same rows, the same checkpoint, the same result figures."""
+    dump = tmp_path / "dump.xml"
+    dump.write_text(sample_dump(pages=30, long_page=2500))  # several batches
+    results, tables = [], []
+    for parallel in (True, False):
+        mirror = tmp_path / f"m-{parallel}"
+        with Mirror.open(mirror, create=True) as m:
+            result = dumpimport.import_dump(m, dump, parallel=parallel)
+            results.append((result.pages, result.revisions, result.new_revisions,
+                            result.xml_bytes, result.newest))
+            checkpoint = m.get_checkpoint(dumpimport.checkpoint_name(dump))
+            assert checkpoint is not None
+            tables.append([
+                (checkpoint.state, checkpoint.done, checkpoint.items),
+                *(m.db.execute(f"SELECT * FROM {table} ORDER BY 1").fetchall()
+                  for table in ("pages", "revision_data", "slot_data", "text_data")),
+            ])
+    assert results[0] == results[1] and results[0][2] > dumpimport.BATCH_REVISIONS
+    assert tables[0] == tables[1]
