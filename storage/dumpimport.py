@@ -14,9 +14,9 @@ instead of being resumed at a wrong place (a truncated download completed
 later is the same file, and resumes).
 
 Reading (decompression, XML, records) runs in a second process when there is a
-second CPU (storage/readahead.py), while this one stores: the fixture wiki's
-dump imports 17 % faster, and a dump whose decompression costs as much as
-storing (lzma, bz2) nearly twice as fast.
+second CPU (storage/readahead.py), while this one stores: on a 2-CPU machine the
+fixture wiki's dump imported 22 % faster than in one process, the 1 GB lzma
+Anarchism history 18 % (bench/import_dump.py, docs/benchmarks.md).
 """
 
 from __future__ import annotations
