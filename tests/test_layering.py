@@ -38,3 +38,31 @@ def test_trio_run_is_called_only_by_the_cli() -> None:
     callers = [p.relative_to(ROOT).as_posix() for pkg in ("harvester", "storage", "jobs")
                for p in (ROOT / pkg).glob("*.py") if "trio.run(" in p.read_text(encoding="utf-8")]
     assert callers == ["harvester/cli.py"]
+
+
+# Runs a command in a fresh interpreter and says, at exit, whether trio was loaded.
+TRIO_AT_EXIT = (
+    "import atexit, sys\n"
+    "atexit.register(lambda: print('trio' in sys.modules))\n"
+    "from harvester.cli import main\n"
+    "sys.exit(main(sys.argv[1:]))\n"
+)
+
+
+@pytest.mark.parametrize(("command", "loads_trio"), [
+    (["show", "--rev", "1"], "False"),
+    (["export", "--format", "jsonl", "--output", "-"], "False"),
+    (["crawl", "http://127.0.0.1:9/api.php"], "True"),
+])
+def test_only_the_commands_that_talk_to_a_wiki_load_trio(
+    tmp_path: Path, command: list[str], loads_trio: str
+) -> None:
+    """Start-up of the reading commands stays short: trio is imported by the
+    commands that need it (harvester/cli.py run_async)."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", TRIO_AT_EXIT, command[0], "--mirror",
+                           str(tmp_path / "m"), *command[1:]], cwd=ROOT, capture_output=True,
+                          text=True, timeout=60)
+    assert done.stdout.strip().splitlines()[-1] == loads_trio, (done.stdout, done.stderr)
