@@ -113,16 +113,10 @@ def process_group_cpu_s(pgid: int | None) -> float:
     long as it does, so the difference of two readings is what the server spent
     answering the requests in between. 0.0 without /proc or without a group.
     """
-    if pgid is None or not Path("/proc/self/stat").exists():
+    if pgid is None:
         return 0.0
-    ticks = 0
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        with contextlib.suppress(OSError, IndexError, ValueError):
-            # After the ")" closing the command name: state is field 3, pgrp 5,
-            # utime 14, stime 15, cutime 16, cstime 17 (proc(5)).
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-            if int(fields[2]) == pgid:
-                ticks += sum(int(f) for f in fields[11:15])
+    # utime, stime, cutime, cstime
+    ticks = sum(int(f) for fields in demo_wiki.process_group_stats(pgid) for f in fields[11:15])
     return ticks / os.sysconf("SC_CLK_TCK")
 
 

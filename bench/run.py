@@ -44,7 +44,7 @@ import wiki_changes  # noqa: E402
 import wikiteam  # noqa: E402
 from crawl import api_floor, run_crawl  # noqa: E402
 
-from storage.mirror import Mirror  # noqa: E402
+from storage.mirror import DB_NAME, Mirror  # noqa: E402
 from tests.ground_truth import parse_dump  # noqa: E402
 
 MODES = [("anonymous", 1), ("anonymous", 4), ("logged in", 1), ("logged in", 4)]
@@ -174,7 +174,7 @@ def read_latency(mirror: Path, samples: int, runs: int) -> dict[str, Any]:
 def mirror_parts(mirror: Path) -> dict[str, int]:
     """Bytes of the mirror's file in compressed texts (text_data), the rest of the
     catalogue (every other table and index, free pages included) and the WAL."""
-    db = mirror / "mirror.sqlite"
+    db = mirror / DB_NAME
     with sqlite3.connect(db) as conn:
         texts = conn.execute("SELECT sum(pgsize) FROM dbstat WHERE name = 'text_data'").fetchone()
     wal = db.with_name(db.name + "-wal")

@@ -452,20 +452,24 @@ def _group_alive(pgid: int) -> bool:
     Zombies count as gone: the leader stays one until its parent reaps it, and
     kill(0) would keep reporting it as present.
     """
-    proc = Path("/proc")
-    if not proc.is_dir():
+    if not Path("/proc").is_dir():
         try:
             os.killpg(pgid, 0)
         except ProcessLookupError:
             return False
         return True
-    for stat in proc.glob("[0-9]*/stat"):
+    return any(fields[0] != "Z" for fields in process_group_stats(pgid))
+
+
+def process_group_stats(pgid: int) -> Iterator[list[str]]:
+    """The /proc/PID/stat fields of each process in a group, from the state on (after
+    the ")" closing the command name: state, ppid, pgrp, ..., utime at index 11; see
+    proc(5)). Nothing without /proc; processes that exit meanwhile are skipped."""
+    for stat in Path("/proc").glob("[0-9]*/stat"):
         with contextlib.suppress(OSError, IndexError, ValueError):
-            # Fields after the ")" closing the command name: state, ppid, pgrp.
             fields = stat.read_text().rsplit(")", 1)[1].split()
-            if int(fields[2]) == pgid and fields[0] != "Z":
-                return True
-    return False
+            if int(fields[2]) == pgid:
+                yield fields
 
 
 # ---------------------------------------------------------------- API client

@@ -30,7 +30,16 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from . import readahead
-from .dumpxml import DumpError, DumpPage, DumpReader, PageEnd, SiteInfo, fingerprint, open_dump
+from .dumpxml import (
+    DumpError,
+    DumpPage,
+    DumpReader,
+    PageEnd,
+    SiteInfo,
+    fingerprint,
+    open_dump,
+    read_siteinfo,
+)
 from .errors import MirrorMismatchError, StorageError
 from .mirror import Mirror
 from .records import PageRecord, RevisionBatch, RevisionRecord
@@ -148,8 +157,7 @@ def import_dump(
         if checkpoint.done:
             return ImportResult(path.name, state.pages, state.revisions, 0, 0,
                                 time.monotonic() - began, state.newest, already_done=True)
-    with open_dump(path) as stream:
-        site = DumpReader(stream, path.name).siteinfo
+    site = read_siteinfo(path)
     check_same_wiki(mirror, site, path.name)
     store_siteinfo(mirror, site)
     batches: Iterator[Step]

@@ -64,7 +64,6 @@ def read_ahead(produce: Callable[[], Iterator[T]]) -> Generator[T, None, None]:
             child.kill()
         child.join()
         channel.close()
-        channel.cancel_join_thread()
 
 
 def _receive(channel: Any, child: Any) -> tuple[str, Any]:
