@@ -48,10 +48,10 @@ from fixture_xml import (
 __all__ = [
     "ADMIN_PASSWORD",
     "ADMIN_USER",
-    "LIVE_USERS",
-    "MW_DIR",
     "DemoWikiError",
     "FixtureStats",
+    "LIVE_USERS",
+    "MW_DIR",
     "Wiki",
     "WikiServer",
     "add_live_edits",
@@ -64,6 +64,7 @@ __all__ = [
     "ensure_mediawiki_installed",
     "free_port",
     "generate_fixture_xml",
+    "group_alive",
     "hide_some_revisions",
     "import_xml",
     "load_manifest",
@@ -343,13 +344,34 @@ def free_port() -> int:
         return port
 
 
-class WikiServer:
-    """``php -S`` serving one wiki; a context manager, or start()/stop() by hand."""
+# Runs php -S for an owner (a test session, a benchmark) and takes the server
+# down when the owner ends, however it ends: the owner holds our stdin, and the
+# kernel closes it when the owner dies, even by SIGKILL. php -S's workers are
+# forked by php itself and would otherwise outlive a killed owner, holding the port.
+_WATCHDOG = """
+import os, signal, subprocess, sys, threading
+server = subprocess.Popen(sys.argv[1:], stdin=subprocess.DEVNULL)
+def owner_gone():
+    sys.stdin.buffer.read()
+    os.killpg(0, signal.SIGTERM)
+threading.Thread(target=owner_gone, daemon=True).start()
+sys.exit(server.wait())
+"""
 
-    def __init__(self, wiki: Wiki, workers: int = 4, *, ready_timeout: float = 20.0) -> None:
+
+class WikiServer:
+    """``php -S`` serving one wiki; a context manager, or start()/stop() by hand.
+
+    ``detached=False`` (the default): the server stops when this process ends,
+    however it ends. ``detached=True`` (``demo-wiki start``): it runs until stopped.
+    """
+
+    def __init__(self, wiki: Wiki, workers: int = 4, *, ready_timeout: float = 20.0,
+                 detached: bool = False) -> None:
         self.wiki = wiki
         self.workers = workers
         self.ready_timeout = ready_timeout
+        self.detached = detached
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -379,10 +401,13 @@ class WikiServer:
         # LocalSettings.php under a running server and see it at once.
         command = ["php", "-d", "opcache.revalidate_freq=0", "-S", f"127.0.0.1:{self.wiki.port}",
                    "-t", str(MW_DIR)]
+        if not self.detached:
+            command = [sys.executable, "-c", _WATCHDOG, *command]
         with self.log_path.open("ab") as log:
             # Own session = own process group: stop() takes the workers down too.
             self.process = subprocess.Popen(
-                command, cwd=MW_DIR, env=env, stdin=subprocess.DEVNULL,
+                command, cwd=MW_DIR, env=env,
+                stdin=subprocess.DEVNULL if self.detached else subprocess.PIPE,
                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
             )
         try:
@@ -413,6 +438,8 @@ class WikiServer:
         stop_process_group(self.process.pid)
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.process.wait(timeout=5)
+        if self.process.stdin is not None:
+            self.process.stdin.close()
         self.process = None
 
     def wait(self) -> int:
@@ -441,12 +468,12 @@ def stop_process_group(pgid: int, timeout: float = 5.0) -> None:
             return
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if not _group_alive(pgid):
+            if not group_alive(pgid):
                 return
             time.sleep(0.05)
 
 
-def _group_alive(pgid: int) -> bool:
+def group_alive(pgid: int) -> bool:
     """Whether any non-zombie process is left in the group.
 
     Zombies count as gone: the leader stays one until its parent reaps it, and
@@ -750,7 +777,7 @@ def _read_pid(directory: Path) -> int | None:
     except (OSError, ValueError):
         return None
     # Guard against a recycled pid: only ever signal our own php -S.
-    if b"-S" in cmdline and _group_alive(pid):
+    if b"-S" in cmdline and group_alive(pid):
         return pid
     return None
 
@@ -797,7 +824,7 @@ def _announce(wiki: Wiki) -> None:
 
 def cmd_start(args: argparse.Namespace) -> int:
     wiki = _prepare(args.dir, args.port, args.scale)
-    server = WikiServer(wiki).start()
+    server = WikiServer(wiki, detached=True).start()
     assert server.process is not None
     (wiki.directory / PID_FILE).write_text(f"{server.process.pid}\n")
     _announce(wiki)

@@ -2,18 +2,38 @@
 
 flock() rather than a pid file: the kernel drops the lock when the holder dies,
 however it dies, so there is never a stale lock to clean up by hand.
+
+A flock belongs to the open file, which a fork() shares with the child: a
+forked helper (storage/readahead.py) would keep the mirror locked after the
+writer died. So a forked child closes its copy of every lock at once
+(os.register_at_fork); only the process that took a lock ever holds it.
 """
 
 from __future__ import annotations
 
 import fcntl
 import os
+from contextlib import suppress
 from pathlib import Path
 from types import TracebackType
 
 from .errors import MirrorFullError, MirrorLockedError, StorageError, is_disk_full
 
 LOCK_NAME = ".lock"
+
+# File descriptors of the locks this process holds.
+_held: set[int] = set()
+
+
+def _drop_inherited_locks() -> None:
+    """In a forked child: close the parent's lock files (not unlock: that is the parent's)."""
+    for fd in _held:
+        with suppress(OSError):
+            os.close(fd)
+    _held.clear()
+
+
+os.register_at_fork(after_in_child=_drop_inherited_locks)
 
 
 class MirrorLock:
@@ -52,11 +72,13 @@ class MirrorLock:
                 raise MirrorFullError(self.directory) from exc
             raise
         self._fd = fd
+        _held.add(fd)
 
     def release(self) -> None:
-        if self._fd is None:
-            return
         fd, self._fd = self._fd, None
+        if fd not in _held:  # never taken, or this is a forked child: not ours to release
+            return
+        _held.discard(fd)
         try:
             # Empty the pid first so nobody reads ours after we let go.
             os.ftruncate(fd, 0)

@@ -12,17 +12,26 @@ An exception in the child reaches the parent as that exception (or as a
 StorageError with its message when it cannot be pickled), raised in place of
 the next item. The child never outlives the parent's iteration: it is killed
 when the parent stops early, fails or is interrupted, and it exits by itself
-when the parent dies without a word (SIGKILL), instead of waiting on a queue
-no one reads. The child ignores SIGINT: Ctrl-C is the parent's to handle.
+when the parent dies without a word (SIGKILL): on Linux the kernel kills it with
+its parent (PR_SET_PDEATHSIG), elsewhere it notices within POLL_SECONDS. The
+child holds nothing that keeps the mirror busy: the mirror's lock is closed in
+it as it is forked (storage/lock.py). The child ignores SIGINT: Ctrl-C is the
+parent's to handle.
+
+PR_SET_PDEATHSIG fires when the *thread* that forked the child ends: the
+child is forked on the generator's first step, so keep iterating it from the
+thread that took that step.
 """
 
 from __future__ import annotations
 
+import ctypes
 import multiprocessing
 import os
 import pickle
 import queue
 import signal
+import sys
 import time
 from collections.abc import Callable, Generator, Iterator
 from contextlib import suppress
@@ -38,6 +47,7 @@ QUEUE_ITEMS = 2
 POLL_SECONDS = 0.5
 
 _ITEM, _ERROR, _END = "item", "error", "end"
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 
 def available() -> bool:
@@ -79,6 +89,8 @@ def _receive(channel: Any, child: Any) -> tuple[str, Any]:
 
 
 def _child(produce: Callable[[], Iterator[Any]], channel: Any, parent: int) -> None:
+    _die_with_parent()
+    _check_parent(parent)  # the parent may have died before the line above
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         for item in produce():
@@ -93,6 +105,15 @@ def _child(produce: Callable[[], Iterator[Any]], channel: Any, parent: int) -> N
         while channel.qsize() > 0:
             _check_parent(parent)
             time.sleep(POLL_SECONDS / 10)
+
+
+def _die_with_parent() -> None:
+    """Linux: have the kernel SIGKILL this process when its parent ends."""
+    if not sys.platform.startswith("linux"):
+        return
+    with suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
 
 
 def _check_parent(parent: int) -> None:

@@ -8,20 +8,25 @@ compare with a crawl of the same wiki, and with a sync after changes.
 from __future__ import annotations
 
 import bz2
+import contextlib
 import gzip
 import hashlib
 import io
 import json
 import lzma
 import os
+import random
 import shutil
+import signal
 import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape, quoteattr
 
+import fixture_xml
 import pytest
 import zstandard
 
@@ -36,7 +41,6 @@ from tests.ground_truth import parse_dump
 from tests.test_crawl_mediawiki import (
     assert_matches_dump,
     crawl_settings,
-    run_until_stored,
 )
 from tests.test_sync_mediawiki import sync_settings
 
@@ -419,29 +423,59 @@ def test_a_long_page_is_written_in_bounded_batches(
 # -- against a real MediaWiki ------------------------------------------------------------
 
 
-def kill_when_stored(dump: Path, mirror: Path, threshold: int) -> int:
-    """Start an import, SIGKILL it once ``threshold`` revisions are stored; return that count."""
-    command = [sys.executable, "-m", "harvester", "import-dump", str(dump), "--mirror",
-               str(mirror), "--quiet"]
-    return run_until_stored(command, mirror, threshold)
+@pytest.fixture(scope="module")
+def big_dump(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A generated export of 27,743 revisions: several seconds of import."""
+    path = tmp_path_factory.mktemp("big") / "big.xml"
+    fixture_xml.generate_fixture_xml(path, scale=10)
+    return path
 
 
-@pytest.mark.mediawiki
-def test_sigkill_several_times_then_resume_is_identical(fixture_dump: Path,
-                                                        tmp_path: Path) -> None:
+def wait_until_locked_by(process: subprocess.Popen[bytes], mirror: Path) -> None:
+    """Until ``process`` holds the mirror's lock; fails if it exits first (exit 7: locked)."""
+    lock = mirror / ".lock"
+    while process.poll() is None:
+        with contextlib.suppress(FileNotFoundError):
+            if lock.read_text().strip() == str(process.pid):
+                return
+        time.sleep(0.001)
+    stderr = process.stderr.read().decode() if process.stderr else ""
+    raise AssertionError(f"the restarted import exited {process.returncode}: {stderr}")
+
+
+def test_sigkill_20_times_restarting_at_once_then_resume_is_identical(big_dump: Path,
+                                                                      tmp_path: Path) -> None:
+    """Each kill is followed at once by the same command, as a supervisor would run it."""
     mirror = tmp_path / "killed"
-    seen = [kill_when_stored(fixture_dump, mirror, n) for n in (1, 1001, 2001)]
-    assert seen == sorted(seen) and 0 < seen[0] < seen[-1]
-    done = harvester("import-dump", str(fixture_dump), "--mirror", str(mirror), "--quiet")
-    assert done.returncode == 0, done.stderr
-    assert_matches_dump(mirror, fixture_dump)
-    import_file(fixture_dump, tmp_path / "straight")
+    command = [sys.executable, "-m", "harvester", "import-dump", str(big_dump), "--mirror",
+               str(mirror), "--quiet"]
+    seed = random.randrange(1 << 32)
+    chance = random.Random(seed)
+
+    def start() -> subprocess.Popen[bytes]:
+        return subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE)
+
+    process, gaps = start(), []
+    for _ in range(20):
+        wait_until_locked_by(process, mirror)
+        time.sleep(chance.uniform(0.0, 0.4))  # a random point of this run, not a wait
+        os.kill(process.pid, signal.SIGKILL)
+        killed = time.monotonic()
+        restarted = start()
+        gaps.append(time.monotonic() - killed)
+        assert process.wait() == -signal.SIGKILL, f"finished before its kill (seed {seed})"
+        process = restarted
+    stderr = process.communicate(timeout=300)[1].decode()
+    assert process.returncode == 0, (seed, stderr)
+    assert max(gaps) < 0.010, (seed, gaps)
+    import_file(big_dump, tmp_path / "straight")
     assert export(mirror) == export(tmp_path / "straight")
     assert store_counts(mirror) == store_counts(tmp_path / "straight")
     with Mirror.open(mirror, create=False) as m:
-        checkpoint = m.get_checkpoint(dumpimport.checkpoint_name(fixture_dump))
+        checkpoint = m.get_checkpoint(dumpimport.checkpoint_name(big_dump))
     assert checkpoint is not None and checkpoint.done
-    assert checkpoint.items == len(list(parse_dump(fixture_dump)))  # none stored twice
+    assert checkpoint.items == store_counts(mirror)[1]  # none stored twice
 
 
 def without_dump_only_fields(records: list[dict[str, Any]]) -> list[dict[str, Any]]:

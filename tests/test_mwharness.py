@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import hashlib
+import os
+import signal
+import subprocess
+import sys
+import time
 from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
@@ -13,6 +18,8 @@ import httpx
 import pytest
 
 from tests.ground_truth import base36_to_hex, load_dump, parse_dump
+
+ROOT = Path(__file__).resolve().parent.parent
 
 # ---------------------------------------------------------------- base 36
 
@@ -339,3 +346,33 @@ def test_cli_start_and_stop(
         assert demo_wiki.main(["stop", "--dir", str(directory)]) == 0
     with pytest.raises(httpx.ConnectError):
         httpx.get(api_url)
+
+
+# An owner that starts a server, says its process group, and is then SIGKILLed.
+OWNER = """
+import sys, time
+from pathlib import Path
+sys.path.insert(0, "scripts")
+import demo_wiki
+wiki = demo_wiki.wiki_at(Path(sys.argv[1]))
+server = demo_wiki.WikiServer(wiki).start()
+print(server.pgid, flush=True)
+time.sleep(120)
+"""
+
+
+@pytest.mark.mediawiki
+def test_a_server_dies_with_its_killed_owner(fixture_wiki: demo_wiki.Wiki,
+                                             tmp_path: Path) -> None:
+    copy = demo_wiki.copy_wiki(fixture_wiki, tmp_path / "wiki", demo_wiki.free_port())
+    owner = subprocess.Popen([sys.executable, "-c", OWNER, str(copy.directory)], cwd=ROOT,
+                             stdout=subprocess.PIPE, text=True)
+    assert owner.stdout is not None
+    pgid = int(owner.stdout.readline())
+    assert httpx.get(copy.api_url, params={"action": "query", "format": "json"}).is_success
+    os.kill(owner.pid, signal.SIGKILL)
+    owner.wait()
+    deadline = time.monotonic() + 10
+    while demo_wiki.group_alive(pgid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not demo_wiki.group_alive(pgid), "php -S outlived the process that started it"

@@ -15,7 +15,8 @@ import pytest
 
 from storage import readahead
 from storage.dumpxml import DumpError
-from storage.errors import StorageError
+from storage.errors import MirrorLockedError, StorageError
+from storage.lock import MirrorLock
 
 pytestmark = pytest.mark.skipif(not readahead.available(), reason="needs fork and 2 CPUs")
 
@@ -114,9 +115,12 @@ def test_stopping_early_stops_the_child() -> None:
 
 
 # The parent reads one item (the child's pid) and is then killed with SIGKILL.
+# The child's own check of its parent is made too slow to matter: it must be
+# the kernel that ends it.
 ORPHAN = """
 import sys, os, time
 from storage import readahead
+readahead.POLL_SECONDS = 600
 
 def produce():
     while True:
@@ -138,3 +142,51 @@ def test_a_child_whose_parent_is_killed_exits_by_itself() -> None:
     os.kill(parent.pid, signal.SIGKILL)
     parent.wait()
     assert wait_gone(child), "the reader process outlived its parent"
+
+
+# The parent holds a mirror's lock while its reader runs, and is killed.
+LOCKED_PARENT = """
+import sys, os, time
+from pathlib import Path
+from storage import readahead
+from storage.lock import MirrorLock
+readahead.POLL_SECONDS = 600
+
+def produce():
+    while True:
+        yield os.getpid(), b"x" * 1_000_000
+
+lock = MirrorLock(Path(sys.argv[1]))
+lock.acquire()
+items = readahead.read_ahead(produce)
+pid, _ = next(items)
+print(pid, flush=True)
+time.sleep(60)
+"""
+
+
+def test_a_killed_parent_leaves_the_mirror_unlocked_at_once(tmp_path: Path) -> None:
+    parent = subprocess.Popen([sys.executable, "-c", LOCKED_PARENT, str(tmp_path)], cwd=ROOT,
+                              stdout=subprocess.PIPE, text=True)
+    assert parent.stdout is not None
+    child = int(parent.stdout.readline())
+    with pytest.raises(MirrorLockedError):
+        MirrorLock(tmp_path).acquire()
+    os.kill(parent.pid, signal.SIGKILL)
+    parent.wait()
+    with MirrorLock(tmp_path) as lock:  # the reader, alive or dying, holds nothing
+        assert lock.held
+    assert wait_gone(child)
+
+
+def test_a_forked_child_cannot_release_its_parents_lock(tmp_path: Path) -> None:
+    with MirrorLock(tmp_path) as lock:
+        def produce() -> Iterator[bool]:
+            lock.release()  # the child's copy of the parent's lock object
+            yield lock.held
+
+        assert list(readahead.read_ahead(produce)) == [False]
+        assert lock.held
+        with pytest.raises(MirrorLockedError):  # still the parent's
+            MirrorLock(tmp_path).acquire()
+        assert (tmp_path / ".lock").read_text().strip() == str(os.getpid())
