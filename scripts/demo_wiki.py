@@ -48,10 +48,10 @@ from fixture_xml import (
 __all__ = [
     "ADMIN_PASSWORD",
     "ADMIN_USER",
-    "DemoWikiError",
-    "FixtureStats",
     "LIVE_USERS",
     "MW_DIR",
+    "DemoWikiError",
+    "FixtureStats",
     "Wiki",
     "WikiServer",
     "add_live_edits",
