@@ -128,11 +128,11 @@ def library_reads(
             return query.slot_text(mirror, query.revision(mirror, revid))
 
         def by_revid_cold(revid: int) -> str:
-            mirror.texts.cache.clear()
+            mirror.texts.clear_caches()
             return by_revid(revid)
 
         def latest_by_title(i: int) -> str:
-            mirror.texts.cache.clear()
+            mirror.texts.clear_caches()
             page = query.find_page(mirror, titles[i])
             return query.slot_text(mirror, query.latest_revision(mirror, page))
 

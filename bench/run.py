@@ -172,11 +172,11 @@ def read_latency(mirror: Path, samples: int, runs: int) -> dict[str, Any]:
 
 
 def mirror_parts(mirror: Path) -> dict[str, int]:
-    """Bytes of the mirror's file in compressed texts (text_data), the rest of the
+    """Bytes of the mirror's file in compressed texts (text_packs), the rest of the
     catalogue (every other table and index, free pages included) and the WAL."""
     db = mirror / DB_NAME
     with sqlite3.connect(db) as conn:
-        texts = conn.execute("SELECT sum(pgsize) FROM dbstat WHERE name = 'text_data'").fetchone()
+        texts = conn.execute("SELECT sum(pgsize) FROM dbstat WHERE name = 'text_packs'").fetchone()
     wal = db.with_name(db.name + "-wal")
     text_bytes = int(texts[0] or 0)
     return {"texts": text_bytes, "catalogue": db.stat().st_size - text_bytes,

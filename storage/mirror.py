@@ -20,9 +20,9 @@ import sqlite_utils
 
 from .errors import MirrorMismatchError, StorageError
 from .records import Checkpoint, PageRecord, RevisionBatch, RevisionRecord, SlotRecord
-from .schema import COMPACT_STORE, MIGRATIONS, migrate, schema_version, utc_now
+from .schema import COMPACT_STORE, MIGRATIONS, PACKED_TEXTS, migrate, schema_version, utc_now
 from .stored import REVISION_COLUMNS, SLOT_COLUMNS, StoredRevision, stored_revision
-from .textstore import RecentTexts, TextStore
+from .textstore import TextStore
 
 DB_NAME = "mirror.sqlite"
 
@@ -123,7 +123,7 @@ class Mirror:
                     f" (schema {version}, this one knows {len(MIGRATIONS)})"
                 )
             applied = migrate(db)
-            if version and COMPACT_STORE in applied:
+            if version and {COMPACT_STORE, PACKED_TEXTS} & set(applied):
                 _vacuum(db)
         except sqlite3.DatabaseError as exc:
             conn.close()
@@ -134,7 +134,7 @@ class Mirror:
         return cls(directory, db)
 
     def close(self) -> None:
-        self.texts.cache.clear()
+        self.texts.clear_caches()
         self.db.close()
 
     def __enter__(self) -> Mirror:
@@ -154,9 +154,12 @@ class Mirror:
         self.db.conn.execute("BEGIN IMMEDIATE")
 
     def _commit(self) -> None:
+        # The texts added in the transaction go into their packs with it.
+        self.texts.flush()
         self.db.conn.execute("COMMIT")
 
     def _rollback(self) -> None:
+        self.texts.discard_pending()
         if self.db.conn.in_transaction:
             self.db.conn.execute("ROLLBACK")
 
@@ -306,9 +309,8 @@ class Mirror:
         self._begin()
         try:
             self._upsert_pages(batch.pages)
-            # Page and revid order, so that a page's texts written in this batch
-            # are deltas against each other.
-            revisions = sorted(batch.revisions, key=lambda r: (r.pageid, r.revid))
+            # A page's history order, in which its texts go into its pack.
+            revisions = sorted(batch.revisions, key=lambda r: (r.pageid, r.timestamp, r.revid))
             new = _BatchWriter(conn, self.texts, revisions).write(revisions)
             conn.execute(
                 _UPDATE_CHECKPOINT, (checkpoint, _state_json(state), int(done), new, utc_now())
@@ -443,7 +445,6 @@ class _BatchWriter:
         names = sorted({rev.user for rev in revisions if rev.user and not rev.userhidden})
         self.actors, self.users = _known_authors(conn, names)
         self.kinds: dict[tuple[str | None, str | None], int] = {}
-        self.recent = RecentTexts()
 
     def write(self, revisions: list[RevisionRecord]) -> int:
         """Write the revisions in this order; returns how many were not stored before."""
@@ -497,9 +498,7 @@ class _BatchWriter:
         if _keeps_text(rev, slot):
             assert slot.text is not None
             # The revision's row may not be written yet: its timestamp goes along.
-            text_id, sha1 = self.texts.add(
-                slot.text, rev.pageid, slot.role, rev.revid, rev.timestamp, self.recent
-            )
+            text_id, sha1 = self.texts.add(slot.text, rev.pageid, slot.role)
         kind = self.kinds.get((slot.content_model, slot.content_format))
         if kind is None:
             kind = content_kind_id(self.conn, slot.content_model, slot.content_format)

@@ -214,7 +214,7 @@ def mirror_stats(mirror: Mirror) -> dict[str, Any]:
     # distinct texts, versus what the compressed store takes.
     raw = one("SELECT sum(t.size) FROM slot_data s JOIN text_data t ON t.id = s.text_id")
     distinct = one("SELECT sum(size) FROM text_data")
-    stored = one("SELECT sum(length(data)) FROM text_data")
+    stored = one("SELECT sum(length(data)) FROM text_packs")
     files = sum(
         path.stat().st_size
         for path in (mirror.directory / name for name in (DB_NAME, DB_NAME + "-wal"))

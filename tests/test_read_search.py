@@ -83,8 +83,8 @@ def test_text_hidden_later_leaves_the_index(mirror: Mirror) -> None:
 def test_removing_a_text_removes_its_index_entry(mirror: Mirror) -> None:
     assert titles(mirror, "zebras") == ["Main Page"]
     sha1 = mirror.db.execute("SELECT text_sha1 FROM search_indexed WHERE pageid = 1").fetchone()
-    mirror.db.execute("UPDATE texts SET base = NULL WHERE base = ?", sha1)
-    mirror.db.execute("DELETE FROM texts WHERE sha1 = ?", sha1)
+    with mirror.transaction():
+        mirror.texts.remove(sha1)
     # Gone at once (a trigger), not only at the next search.
     assert mirror.db.execute("SELECT count(*) FROM search_index WHERE search_index MATCH "
                              "'zebras'").fetchone()[0] == 0  # fmt: skip

@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
-from storage import changes
+from storage import changes, packs
 from storage.mirror import DB_NAME, Mirror
 from storage.records import PageRecord, RevisionBatch, RevisionRecord, SlotRecord
-from storage.textstore import TextStore, decompress, text_sha1
+from storage.textstore import TextStore, text_sha1
 from tests.test_storage_texts import edited_history
 
 
@@ -66,14 +66,17 @@ def snapshot(mirror: Mirror) -> dict[str, list[tuple[Any, ...]]]:
 
 
 def assert_consistent(mirror: Mirror) -> None:
-    """The file is sound, and every text is readable with exact chain bookkeeping."""
+    """The file is sound, and every text is readable with exact pack bookkeeping."""
     assert rows(mirror, "PRAGMA integrity_check") == [("ok",)]
-    texts = {sha1: (base, depth, children) for sha1, base, depth, children in
-             rows(mirror, "SELECT sha1, base, depth, children FROM texts")}  # fmt: skip
-    for sha1, (base, depth, children) in texts.items():
-        assert depth == (0 if base is None else texts[base][1] + 1), sha1
-        assert children == sum(b == sha1 for b, _, _ in texts.values()), sha1
-    mirror.texts.cache.clear()
+    texts = [sha1 for (sha1,) in rows(mirror, "SELECT sha1 FROM texts")]
+    # each pack's texts are at positions 0..records-1
+    packed = rows(mirror, "SELECT p.records, (SELECT group_concat(position) FROM"
+                          " (SELECT position FROM text_data t WHERE t.pack = p.id"
+                          " ORDER BY position)) FROM text_packs p")  # fmt: skip
+    for records, positions in packed:
+        assert positions == ",".join(map(str, range(records)))
+    assert rows(mirror, "SELECT count(*) FROM text_data WHERE pack IS NULL") == [(0,)]
+    mirror.texts.clear_caches()
     for sha1 in texts:
         assert text_sha1(mirror.read_text(sha1)) == sha1  # get_bytes checks it too
     dangling = rows(mirror, "SELECT text_sha1 FROM slots WHERE text_sha1 IS NOT NULL"
@@ -97,11 +100,9 @@ def file_bytes(mirror: Mirror) -> bytes:
 
 
 def texts_hold(mirror: Mirror, needle: str) -> bool:
-    """Does any stored frame, raw or decompressed (as a keyframe or on its base), hold it?"""
-    mirror.texts.cache.clear()
-    for sha1, base, size, data in rows(mirror, "SELECT sha1, base, size, data FROM texts"):
-        base_bytes = None if base is None else mirror.texts.get_bytes(base)
-        if needle.encode() in data or needle.encode() in decompress(data, base_bytes, sha1, size):
+    """Does any stored pack, compressed or not, hold it?"""
+    for (data,) in rows(mirror, "SELECT data FROM text_packs"):
+        if needle.encode() in data or needle.encode() in packs.decompress(data):
             return True
     return False
 
@@ -116,15 +117,15 @@ def test_deleted_revision_goes_and_its_child_delta_still_reads(mirror: Mirror) -
     history = edited_history(5)
     revs = [rev(i + 1, t) for i, t in enumerate(history)]
     store(mirror, revs)
-    assert rows(mirror, "SELECT base FROM texts WHERE sha1 = ?", text_sha1(history[3])) == [
-        (text_sha1(history[2]),)
-    ]
+    assert rows(mirror, "SELECT pack, position FROM texts WHERE sha1 = ?",
+                text_sha1(history[3])) == [(1, 3)]
     result = changes.reconcile_page(mirror, page(), [meta(r) for r in revs if r.revid != 3])
     assert (result.deleted, result.purged_texts, result.missing) == (1, 1, set())
     assert changes.stored_revision_ids(mirror, 1) == {1, 2, 4, 5}
-    assert rows(mirror, "SELECT base, depth FROM texts WHERE sha1 = ?", text_sha1(history[3])) == [
-        (text_sha1(history[1]), 2)
-    ]
+    # the pack is written again without it, the next text now a delta on the one before
+    assert rows(mirror, "SELECT pack, position FROM texts WHERE sha1 = ?",
+                text_sha1(history[3])) == [(1, 2)]
+    assert rows(mirror, "SELECT records FROM text_packs") == [(4,)]
     assert_consistent(mirror)
     assert [mirror.revision_text(r) for r in (1, 2, 4, 5)] == [history[i] for i in (0, 1, 3, 4)]
 
@@ -141,8 +142,11 @@ def test_hidden_text_leaves_no_byte_behind(mirror: Mirror) -> None:
     store(mirror, revs)
     mirror.scrub_wal()  # old content usually sits in the main file, not the WAL
     assert rows(mirror, "PRAGMA secure_delete") == [(1,)]
+    [(old_frame,)] = rows(mirror, "SELECT data FROM text_packs")
     for needle in (secret, leaf_secret):
-        assert texts_hold(mirror, needle) and needle.encode() in file_bytes(mirror)
+        assert texts_hold(mirror, needle)
+    # (a frame over several pages is not in one piece in the file, its pieces are)
+    assert len(pieces_in_file(mirror, pieces(old_frame))) > len(pieces(old_frame)) // 2
     current = [meta(revs[0]), hidden(revs[1]), meta(revs[2]), hidden(revs[3])]
     result = changes.reconcile_page(mirror, page(), current)
     assert (result.updated, result.purged_texts, result.missing) == (2, 2, set())
@@ -153,9 +157,28 @@ def test_hidden_text_leaves_no_byte_behind(mirror: Mirror) -> None:
     assert mirror.revision_text(2) is None and mirror.revision_text(4) is None
     for needle in (secret, leaf_secret):
         assert not texts_hold(mirror, needle)
-        assert needle.encode() not in file_bytes(mirror)
+    # The pack was written again: no piece of the old frame past what it shares
+    # with the new one (the text before the secret) is left in the file.
+    assert old_pieces_left(mirror, old_frame) == []
     assert_consistent(mirror)
     assert mirror.revision_text(3) == article + " fixed"
+
+
+def pieces(frame: bytes, size: int = 16) -> list[bytes]:
+    return [frame[i : i + size] for i in range(0, len(frame) - size + 1, size)]
+
+
+def pieces_in_file(mirror: Mirror, wanted: list[bytes]) -> list[bytes]:
+    data = file_bytes(mirror)
+    return [p for p in wanted if p in data]
+
+
+def old_pieces_left(mirror: Mirror, old: bytes) -> list[bytes]:
+    """The pieces of an old frame that are in the file but in no frame stored now."""
+    new = b"".join(data for (data,) in rows(mirror, "SELECT data FROM text_packs"))
+    own = [p for p in pieces(old) if p not in new]
+    assert len(own) > len(pieces(old)) // 2, "the old frame has too little of its own to look for"
+    return pieces_in_file(mirror, own)
 
 
 def test_hidden_text_that_another_revision_shows_is_kept(mirror: Mirror) -> None:
@@ -267,22 +290,20 @@ def test_rename_user(mirror: Mirror) -> None:
 
 
 @pytest.mark.parametrize("seed", range(6))
-def test_garbage_collection_in_deep_branching_trees(tmp_path: Path, seed: int) -> None:
+def test_garbage_collection_across_packs_and_snapshots(tmp_path: Path, seed: int,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(packs, "SNAPSHOT_EVERY", 4)
     with Mirror.open(tmp_path / "m", create=True) as mirror:
-        mirror.texts = TextStore(mirror.db.conn, max_depth=4, branching=2)
+        mirror.texts = TextStore(mirror.db.conn, pack_texts=16)
         history = edited_history(60, seed=seed, words=300)
         revs = [rev(i + 1, t) for i, t in enumerate(history)]
-        store(mirror, revs)
-        [(depth, branching, keyframes)] = rows(
-            mirror, "SELECT max(depth), max(children), sum(base IS NULL) FROM texts"
-        )
-        assert depth == 4 and branching >= 2 and keyframes >= 2
+        for start in range(0, 60, 25):  # several transactions: packs grow by appends
+            store(mirror, revs[start : start + 25])
+        assert rows(mirror, "SELECT count(*), sum(records) FROM text_packs") == [(4, 60)]
         rng = random.Random(seed)
-        # A middle node with two children, then random sets (runs of
-        # parent and child, keyframes, leaves) in three more rounds.
-        middle = rows(mirror, "SELECT sha1 FROM texts WHERE depth = 2 AND children = 2")[0][0]
-        rounds = [{history.index(mirror.read_text(middle))}]
-        rounds += [set(rng.sample(range(60), 8)) for _ in range(3)]
+        # A snapshot, a delta right after one, the last text of a pack, then
+        # random sets (runs, whole packs' worth) in three more rounds.
+        rounds = [{4, 5, 15}] + [set(rng.sample(range(60), 8)) for _ in range(3)]
         gone: set[int] = set()
         for doomed in rounds:
             gone |= doomed
@@ -290,10 +311,11 @@ def test_garbage_collection_in_deep_branching_trees(tmp_path: Path, seed: int) -
             result = changes.reconcile_page(mirror, page(), keep)
             assert result.missing == set()
             assert_consistent(mirror)
-            mirror.texts.cache.clear()
+            mirror.texts.clear_caches()
             for i, r in enumerate(revs):
                 assert mirror.revision_text(r.revid) == (None if i in gone else history[i])
         assert rows(mirror, "SELECT count(*) FROM texts") == [(60 - len(gone),)]
+        assert rows(mirror, "SELECT sum(records) FROM text_packs") == [(60 - len(gone),)]
 
 
 def test_collect_garbage_texts_sweeps_orphans(mirror: Mirror) -> None:

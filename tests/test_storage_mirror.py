@@ -378,8 +378,11 @@ def test_a_mirror_of_the_first_schema_is_upgraded_intact(
         columns = "revid, role, content_model, content_format, size, sha1, text_sha1, texthidden"
         assert m.db.execute(f"SELECT {columns}, missing FROM slots ORDER BY revid, role"
                             ).fetchall() == sorted(slots)  # fmt: skip
-        assert m.db.execute("SELECT sha1, base, depth, size, children, data FROM texts"
-                            " ORDER BY depth").fetchall() == texts  # fmt: skip
+        # every text in its page's pack, in history order
+        assert m.db.execute("SELECT sha1, size, pack, position FROM texts ORDER BY id"
+                            ).fetchall() == [(sha[first], 2600, 1, 0), (sha[second], 2599, 1, 1)]
+        assert m.db.execute("SELECT pageid, role, records FROM text_packs").fetchall() == [
+            (1, "main", 2)]
         assert m.db.execute("SELECT name, edits FROM user_edits").fetchall() == [("192.0.2.1", 1),
                                                                                  ("Alice", 2)]
         assert [m.revision_text(r) for r in (1, 2, 3, 4)] == [first, second, None, first]
@@ -387,13 +390,13 @@ def test_a_mirror_of_the_first_schema_is_upgraded_intact(
         assert m.db.execute("PRAGMA freelist_count").fetchone()[0] == 0
         assert m.db.execute("PRAGMA auto_vacuum").fetchone()[0] == 2  # incremental
         assert m.db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-        # New writes go on next to the old ones, as deltas against the old frames.
+        # New writes go on into the same pack.
         third = second + " And three."
         m.write_batch(batch(rev(5, text=third, timestamp="2024-01-01T00:00:05Z")), "cp", None,
                       False)  # fmt: skip
-        assert m.db.execute("SELECT base FROM texts WHERE sha1 = ?",
-                            [hashlib.sha1(third.encode()).hexdigest()]).fetchone() == (sha[second],)
-        m.texts.cache.clear()
+        assert m.db.execute("SELECT pack, position FROM texts WHERE sha1 = ?",
+                            [hashlib.sha1(third.encode()).hexdigest()]).fetchone() == (1, 2)
+        m.texts.clear_caches()
         assert m.revision_text(5) == third
 
 

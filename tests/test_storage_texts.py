@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import random
+import shutil
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from storage import textstore
+from storage import packs
 from storage.errors import StorageError
 from storage.mirror import Mirror
 from storage.records import PageRecord, RevisionBatch, RevisionRecord, SlotRecord
@@ -37,7 +39,7 @@ def store(mirror: Mirror, revisions: list[RevisionRecord]) -> int:
 
 
 def reread(mirror: Mirror, revid: int) -> str | None:
-    mirror.texts.cache.clear()  # force decompression from the database
+    mirror.texts.clear_caches()  # force decompression from the database
     return mirror.revision_text(revid)
 
 
@@ -81,95 +83,128 @@ def test_identical_texts_are_stored_once(mirror: Mirror) -> None:
     assert [reread(mirror, r) for r in (1, 2, 3, 4)] == [a, b, a, a]
 
 
-def test_long_history_is_small_bounded_and_exact(mirror: Mirror) -> None:
-    history = edited_history(1000)
-    for start in range(0, 1000, 50):
-        store(mirror, [rev(i + 1, history[i]) for i in range(start, start + 50)])
+def test_long_history_is_small_and_exact(mirror: Mirror) -> None:
+    history = edited_history(300)
+    store(mirror, [rev(i + 1, t) for i, t in enumerate(history)])
+    [(packs_, records, stored)] = mirror.db.execute(
+        "SELECT count(*), sum(records), sum(length(data)) FROM text_packs").fetchall()
+    assert (packs_, records) == (1, 300)
     raw = sum(len(t.encode()) for t in history)
-    stored, max_depth, keyframes = mirror.db.execute(
-        "SELECT sum(length(data)), max(depth), sum(base IS NULL) FROM texts"
-    ).fetchone()
-    assert max_depth == textstore.MAX_DEPTH
-    assert keyframes == 1
-    # Measured: 219x (12.9 MB raw, 59 kB stored); zstd of each text on its own
-    # gives 2.4x.
     assert raw / stored > 100
-    mirror.texts.cache.clear()
+    mirror.texts.clear_caches()
     for i, t in enumerate(history):
         assert mirror.revision_text(i + 1) == t
 
 
-def test_full_tree_starts_a_new_keyframe(mirror: Mirror) -> None:
-    mirror.texts = TextStore(mirror.db.conn, max_depth=3, branching=2)
-    history = edited_history(40, words=200)
+def test_a_read_applies_at_most_one_snapshot_interval_of_deltas(mirror: Mirror) -> None:
+    history = [t.replace(" w1", "\nw1") for t in edited_history(200)]  # lines
     store(mirror, [rev(i + 1, t) for i, t in enumerate(history)])
-    rows = mirror.db.execute("SELECT base, depth FROM texts").fetchall()
-    assert max(depth for _, depth in rows) == 3
-    # A binary tree of depth 3 holds 15 texts: 40 texts need 3 keyframes.
-    assert sum(base is None for base, _ in rows) == 3
-    assert [reread(mirror, i + 1) for i in range(40)] == history
+    [(data,)] = mirror.db.execute("SELECT data FROM text_packs").fetchall()
+    kinds = [kind for kind, _, _ in packs.record_spans(packs.decompress(data))]
+    snapshots = [i for i, kind in enumerate(kinds) if kind == packs.SNAPSHOT]
+    assert snapshots == list(range(0, 200, packs.SNAPSHOT_EVERY))
+
+
+def test_packs_grow_across_transactions_and_split_when_full(tmp_path: Path) -> None:
+    history = edited_history(50)
+    with Mirror.open(tmp_path / "m", create=True) as m:
+        m.texts = TextStore(m.db.conn, pack_texts=20)
+        for start in range(0, 50, 7):
+            store(m, [rev(i + 1, history[i]) for i in range(start, min(50, start + 7))])
+        assert m.db.execute("SELECT records FROM text_packs ORDER BY id").fetchall() == [
+            (20,), (20,), (10,)]
+        assert [reread(m, i + 1) for i in range(50)] == history
+
+
+def test_a_pack_is_a_zstd_frame_the_zstd_program_reads(mirror: Mirror, tmp_path: Path) -> None:
+    history = edited_history(3)
+    store(mirror, [rev(i + 1, t) for i, t in enumerate(history)])
+    [(data,)] = mirror.db.execute("SELECT data FROM text_packs").fetchall()
+    (tmp_path / "pack.zst").write_bytes(data)
+    if shutil.which("zstd") is None:
+        pytest.skip("no zstd program")
+    out = subprocess.run(["zstd", "-dc", str(tmp_path / "pack.zst")], capture_output=True,
+                         check=True).stdout
+    assert out == packs.decompress(data)
+    assert out.startswith(bytes([packs.SNAPSHOT]) + len(history[0]).to_bytes(4, "little")
+                          + history[0].encode())
 
 
 def test_out_of_order_arrival(mirror: Mirror) -> None:
-    history = edited_history(120, seed=5)
+    history = edited_history(120)
     order = list(range(120))
     random.Random(3).shuffle(order)
-    for start in range(0, 120, 10):
-        store(mirror, [rev(i + 1, history[i]) for i in order[start : start + 10]])
-    assert mirror.db.execute("SELECT max(depth) FROM texts").fetchone()[0] <= textstore.MAX_DEPTH
+    for chunk in range(0, 120, 10):
+        store(mirror, [rev(i + 1, history[i]) for i in order[chunk : chunk + 10]])
     assert [reread(mirror, i + 1) for i in range(120)] == history
 
 
-def test_slots_and_pages_have_separate_chains(mirror: Mirror) -> None:
-    main, other = edited_history(3, seed=1), edited_history(3, seed=2)
-    revisions = []
-    for i in range(3):
-        r = rev(i + 1, main[i])
+def test_slots_and_pages_have_separate_packs(mirror: Mirror) -> None:
+    main, other = edited_history(10, seed=1), edited_history(10, seed=2)
+    revisions = [rev(i + 1, t) for i, t in enumerate(main)]
+    for i, r in enumerate(revisions):
         r.slots.append(SlotRecord(role="mediainfo", text=other[i]))
-        revisions.append(r)
-    store(mirror, revisions)
-    for i in range(3):
+    store(mirror, revisions + [rev(100 + i, t, pageid=2) for i, t in enumerate(main[:3])])
+    for i in range(10):
         assert reread(mirror, i + 1) == main[i]
         assert mirror.revision_text(i + 1, "mediainfo") == other[i]
-    # Deltas chain within a role: the second mediainfo text is based on the first.
-    base = mirror.db.execute(
-        "SELECT base FROM texts WHERE sha1 = ?", [text_sha1(other[1])]
-    ).fetchone()[0]
-    assert base == text_sha1(other[0])
+    assert mirror.db.execute(
+        "SELECT pageid, role, records FROM text_packs ORDER BY id").fetchall() == [
+        (1, "main", 10), (1, "mediainfo", 10)]  # page 2's texts are page 1's, stored once
 
 
-def test_five_megabyte_text_with_delta(mirror: Mirror) -> None:
-    big = random.Random(9).randbytes(2_500_000).hex()  # 5 MB, compresses only 2:1
-    edited = big[:2_500_000] + "an edit in the middle" + big[2_500_000:]
+def test_five_megabyte_texts(mirror: Mirror) -> None:
+    rng = random.Random(5)
+    big = "\n".join(f"line {rng.random()}" for _ in range(200_000))
+    edited = big.replace("line 0.5", "LINE 0.5", 1) + "\nmore"
     store(mirror, [rev(1, big), rev(2, edited)])
-    size, base = mirror.db.execute(
-        "SELECT length(data), base FROM texts WHERE sha1 = ?", [text_sha1(edited)]
-    ).fetchone()
-    assert base == text_sha1(big)
-    assert size < 2_000  # the window covers the whole 5 MB dictionary
+    [(size, records)] = mirror.db.execute("SELECT size, records FROM text_packs").fetchall()
+    assert records == 2 and size < len(big) + 2_000  # the second text is a delta
     assert reread(mirror, 2) == edited
     assert reread(mirror, 1) == big
 
 
-def test_corrupt_frame_is_a_storage_error(mirror: Mirror) -> None:
+def test_corrupt_pack_is_a_storage_error(mirror: Mirror) -> None:
     history = edited_history(3)
     store(mirror, [rev(i + 1, t) for i, t in enumerate(history)])
-    sha1 = text_sha1(history[1])
-    data = bytearray(
-        mirror.db.execute("SELECT data FROM texts WHERE sha1 = ?", [sha1]).fetchone()[0]
-    )
-    data[len(data) // 2] ^= 0xFF
-    mirror.db.execute("UPDATE texts SET data = ? WHERE sha1 = ?", [bytes(data), sha1])
+    [(data,)] = mirror.db.execute("SELECT data FROM text_packs").fetchall()
+    damaged = bytearray(data)
+    damaged[len(damaged) // 2] ^= 0xFF
+    with mirror.transaction() as conn:
+        conn.execute("UPDATE text_packs SET data = ?", (bytes(damaged),))
     with pytest.raises(StorageError, match="corrupt"):
         reread(mirror, 2)
-    with pytest.raises(StorageError, match="corrupt"):
-        reread(mirror, 3)  # its base is the damaged one
-    assert reread(mirror, 1) == history[0]
+    with mirror.transaction() as conn:
+        conn.execute("UPDATE text_packs SET data = ?", (data,))
+    assert reread(mirror, 2) == history[1]
+
+
+def test_a_wrong_text_in_a_sound_frame_fails_its_checksum(mirror: Mirror) -> None:
+    history = edited_history(2)
+    store(mirror, [rev(i + 1, t) for i, t in enumerate(history)])
+    payload = bytearray()
+    packs.append_records(payload, None, 0, [history[1].encode(), history[0].encode()])
+    with mirror.transaction() as conn:  # the two texts swapped
+        conn.execute("UPDATE text_packs SET data = ?", (packs.compress(payload),))
+    with pytest.raises(StorageError, match="checksum"):
+        reread(mirror, 1)
 
 
 def test_missing_text_is_a_storage_error(mirror: Mirror) -> None:
     with pytest.raises(StorageError, match="missing"):
         mirror.read_text("0" * 40)
+
+
+def test_deltas_round_trip_on_edits_reverts_and_vandalism() -> None:
+    rng = random.Random(9)
+    lines = [f"line {i} {'x' * rng.randrange(40)}\n" for i in range(300)]
+    base = "".join(lines).encode()
+    cases = [b"", base, base + b"tail without newline", b"VANDAL " * 200,
+             "".join([*lines[:100], "new\n", *lines[150:]]).encode(),
+             "".join(reversed(lines)).encode(), b"\n\n\n"]
+    for new in cases:
+        for old in cases:
+            assert packs.apply(old, packs.delta(old, new)) == new
 
 
 def test_cache_is_bounded_by_bytes() -> None:
@@ -189,36 +224,3 @@ def test_write_cache_stays_bounded(tmp_path: Path) -> None:
         store(m, [rev(i + 1, t) for i, t in enumerate(history)])
         assert m.texts.cache.used <= 200_000
         assert [reread(m, i + 1) for i in range(100)] == history
-
-
-def test_a_batch_chooses_the_same_bases_as_one_revision_at_a_time(tmp_path: Path) -> None:
-    """Within a batch, RecentTexts stands in for the query of the previous texts:
-    with blankings, reverts, vandalism and a revision whose timestamp is out of
-    revid order, every text gets the base and frame the query would give it."""
-    history = edited_history(60, seed=9, words=400)
-    texts: list[str] = []
-    for i, text in enumerate(history):
-        if i % 11 == 5:
-            texts.append("")  # blanked
-        elif i % 13 == 7:
-            texts.append(texts[-3])  # revert to an earlier version
-        elif i % 17 == 3:
-            texts.append("VANDAL " * 300)
-        else:
-            texts.append(text)
-    revisions = [rev(i + 1, t) for i, t in enumerate(texts)]
-    revisions += [rev(100 + i, t, pageid=2) for i, t in enumerate(history[:20])]
-    revisions[30].timestamp = "2019-06-01T00:00:00Z"
-
-    def stored_rows(name: str, batches: list[list[RevisionRecord]]) -> list[tuple[object, ...]]:
-        with Mirror.open(tmp_path / name, create=True) as m:
-            for batch in batches:
-                store(m, batch)
-            return m.db.execute(
-                "SELECT sha1, base, depth, children, data FROM text_data ORDER BY id"
-            ).fetchall()
-
-    one_batch = stored_rows("batch", [revisions])
-    one_by_one = stored_rows("single", [[r] for r in revisions])
-    assert len(one_batch) > 45
-    assert one_batch == one_by_one

@@ -1,0 +1,262 @@
+"""The pack format: many texts of one page in one zstd frame, as line deltas.
+
+A pack holds the distinct texts of one page and slot in the order they were
+stored. Its ``data`` is one ordinary zstd frame (``zstd -d`` reads it) whose
+content is a sequence of records:
+
+    record  := kind:u8  length:u32le  body[length]
+    kind 0  : body is the text's UTF-8 bytes (a snapshot)
+    kind 1  : body is a delta against the text of the record before it:
+              op*, where op := 0x00 start:u32le length:u32le   copy base[start:start+length]
+                             | 0x01 length:u32le bytes[length]  insert these bytes
+
+The first record of a pack, and every SNAPSHOT_EVERY-th after it, is a
+snapshot, so reading record i applies at most SNAPSHOT_EVERY - 1 deltas after
+decompressing the frame. Deltas are cut on line boundaries, which keeps them
+small on wikitext, and the frame's entropy coder then sees thousands of
+similar deltas at once: that is what brings a history below the size of 7z's
+archive of its XML (docs/benchmarks.md), where one frame per text paid its own
+tables and header each time. Snapshots cost little inside the frame: zstd
+finds the previous snapshot in its window.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Callable, Iterator, Sequence
+
+import zstandard
+
+# Records between two snapshots: the most deltas one read applies.
+SNAPSHOT_EVERY = 64
+# zstd level of a pack. Level 19 is about 10 % smaller and 15 times slower.
+LEVEL = 12
+# Largest window a pack uses; zstd refuses bigger ones unless told.
+MAX_WINDOW_LOG = 27
+
+_HEAD = struct.Struct("<BI")
+_COPY = struct.Struct("<II")
+_LEN = struct.Struct("<I")
+SNAPSHOT, DELTA = 0, 1
+_OP_COPY, _OP_INSERT = 0, 1
+# Lines shorter than this never start a copy: a blank line or "}}" matches
+# everywhere and would cut the delta into pieces that cost more than they save.
+_MIN_ANCHOR = 16
+_MAX_CANDIDATES = 8
+
+
+class PackError(ValueError):
+    """A pack that cannot be decoded."""
+
+
+# -- deltas -----------------------------------------------------------------------------
+
+
+def _lines(data: bytes) -> list[bytes]:
+    parts = data.split(b"\n")
+    out = [line + b"\n" for line in parts[:-1]]
+    if parts[-1]:
+        out.append(parts[-1])
+    return out
+
+
+def delta(base: bytes, new: bytes) -> bytes:
+    """The ops that make ``new`` from ``base``: whole lines copied where they match, or
+    (texts of one long line, such as JSON) the common start and end, whichever is smaller."""
+    ops = _line_delta(base, new)
+    if len(ops) > len(new) // 4:
+        edges = _edge_delta(base, new)
+        if len(edges) < len(ops):
+            return edges
+    return ops
+
+
+def _edge_delta(base: bytes, new: bytes) -> bytes:
+    head = _common_length(base, new, lambda n: base[:n] == new[:n])
+    rest = min(len(base), len(new)) - head
+    tail = _common_length(
+        base, new, lambda n: n <= rest and base[len(base) - n :] == new[len(new) - n :])
+    out = bytearray()
+    if head:
+        out += bytes([_OP_COPY]) + _COPY.pack(0, head)
+    middle = new[head : len(new) - tail]
+    if middle:
+        out += bytes([_OP_INSERT]) + _LEN.pack(len(middle)) + middle
+    if tail:
+        out += bytes([_OP_COPY]) + _COPY.pack(len(base) - tail, tail)
+    return bytes(out)
+
+
+def _common_length(base: bytes, new: bytes, same: Callable[[int], bool]) -> int:
+    """The largest n for which same(n) holds (it holds for 0 and then stops holding)."""
+    low, high = 0, min(len(base), len(new))
+    while low < high:  # binary search: each probe is one memcmp
+        mid = (low + high + 1) // 2
+        if same(mid):
+            low = mid
+        else:
+            high = mid - 1
+    return low
+
+
+def _line_delta(base: bytes, new: bytes) -> bytes:
+    a, b = _lines(base), _lines(new)
+    offsets = [0]
+    for line in a:
+        offsets.append(offsets[-1] + len(line))
+    shortest = min(len(a), len(b))
+    head = 0
+    while head < shortest and a[head] == b[head]:
+        head += 1
+    tail = 0
+    while tail < shortest - head and a[-1 - tail] == b[-1 - tail]:
+        tail += 1
+    a_end, b_end = len(a) - tail, len(b) - tail
+    out = bytearray()
+    if head:
+        out += bytes([_OP_COPY]) + _COPY.pack(0, offsets[head])
+    where: dict[bytes, list[int]] = {}
+    for i in range(head, a_end):
+        if len(a[i]) >= _MIN_ANCHOR:
+            where.setdefault(a[i], []).append(i)
+    pending: list[bytes] = []
+    j = head
+    while j < b_end:
+        start, run = _longest_run(a, b, where.get(b[j], ()), j, a_end, b_end)
+        if run:
+            _insert(out, pending)
+            out += bytes([_OP_COPY]) + _COPY.pack(offsets[start],
+                                                  offsets[start + run] - offsets[start])
+            j += run
+        else:
+            pending.append(b[j])
+            j += 1
+    _insert(out, pending)
+    if tail:
+        out += bytes([_OP_COPY]) + _COPY.pack(offsets[a_end], offsets[len(a)] - offsets[a_end])
+    return bytes(out)
+
+
+def _longest_run(a: list[bytes], b: list[bytes], starts: Sequence[int], j: int,
+                 a_end: int, b_end: int) -> tuple[int, int]:
+    best = (0, 0)
+    for i in starts[:_MAX_CANDIDATES]:
+        run = 0
+        while j + run < b_end and i + run < a_end and a[i + run] == b[j + run]:
+            run += 1
+        if run > best[1]:
+            best = (i, run)
+    return best
+
+
+def _insert(out: bytearray, pending: list[bytes]) -> None:
+    if pending:
+        data = b"".join(pending)
+        out += bytes([_OP_INSERT]) + _LEN.pack(len(data)) + data
+        pending.clear()
+
+
+def apply(base: bytes, ops: bytes | memoryview) -> bytes:
+    """The text that ``ops`` (see delta()) make from ``base``."""
+    parts: list[bytes | memoryview] = []
+    view = memoryview(ops)
+    at, end = 0, len(view)
+    try:
+        while at < end:
+            if view[at] == _OP_COPY:
+                start, length = _COPY.unpack_from(view, at + 1)
+                if start + length > len(base):
+                    raise PackError("a copy reaches past the end of its base")
+                parts.append(base[start : start + length])
+                at += 1 + _COPY.size
+            elif view[at] == _OP_INSERT:
+                (length,) = _LEN.unpack_from(view, at + 1)
+                at += 1 + _LEN.size
+                if at + length > end:
+                    raise PackError("an insert reaches past the end of its delta")
+                parts.append(view[at : at + length])
+                at += length
+            else:
+                raise PackError(f"unknown delta op {view[at]}")
+    except struct.error as exc:
+        raise PackError(f"truncated delta ({exc})") from None
+    return b"".join(parts)
+
+
+# -- records ----------------------------------------------------------------------------
+
+
+def append_records(payload: bytearray, previous: bytes | None, count: int,
+                   texts: Sequence[bytes]) -> bytes | None:
+    """Append ``texts`` to a pack's payload that holds ``count`` records, the last of
+    them ``previous``; returns the last text appended (``previous`` if none)."""
+    for text in texts:
+        body, kind = text, SNAPSHOT
+        if previous is not None and count % SNAPSHOT_EVERY:
+            ops = delta(previous, text)
+            if len(ops) < len(text):
+                body, kind = ops, DELTA
+        payload += _HEAD.pack(kind, len(body))
+        payload += body
+        previous = text
+        count += 1
+    return previous
+
+
+def record_spans(payload: bytes) -> list[tuple[int, int, int]]:
+    """(kind, start, end) of each record of a payload."""
+    spans: list[tuple[int, int, int]] = []
+    at, end = 0, len(payload)
+    while at < end:
+        if at + _HEAD.size > end:
+            raise PackError("truncated record header")
+        kind, length = _HEAD.unpack_from(payload, at)
+        at += _HEAD.size
+        if kind not in (SNAPSHOT, DELTA) or at + length > end or (kind == DELTA and not spans):
+            raise PackError("malformed record")
+        spans.append((kind, at, at + length))
+        at += length
+    return spans
+
+
+def read_record(payload: bytes, spans: list[tuple[int, int, int]], position: int) -> bytes:
+    """The text of record ``position``: its snapshot, then the deltas up to it."""
+    if not 0 <= position < len(spans):
+        raise PackError(f"no record {position} in a pack of {len(spans)}")
+    first = position
+    while spans[first][0] == DELTA:
+        first -= 1
+    _, start, end = spans[first]
+    text = payload[start:end]
+    view = memoryview(payload)
+    for kind, start, end in spans[first + 1 : position + 1]:
+        text = apply(text, view[start:end]) if kind == DELTA else payload[start:end]
+    return text
+
+
+def all_texts(payload: bytes) -> Iterator[bytes]:
+    """Every record's text, in order."""
+    view = memoryview(payload)
+    text = b""
+    for kind, start, end in record_spans(payload):
+        text = payload[start:end] if kind == SNAPSHOT else apply(text, view[start:end])
+        yield text
+
+
+# -- frames -----------------------------------------------------------------------------
+
+
+def compress(payload: bytes | bytearray, level: int = LEVEL) -> bytes:
+    """One standard zstd frame (magic, content size, checksum) of a payload."""
+    window = min(MAX_WINDOW_LOG, max(10, len(payload).bit_length()))
+    params = zstandard.ZstdCompressionParameters.from_level(
+        level, source_size=len(payload), window_log=window, enable_ldm=True,
+        write_content_size=1, write_checksum=1)
+    return zstandard.ZstdCompressor(compression_params=params).compress(bytes(payload))
+
+
+def decompress(frame: bytes) -> bytes:
+    try:
+        return zstandard.ZstdDecompressor(max_window_size=1 << MAX_WINDOW_LOG).decompress(frame)
+    except zstandard.ZstdError as exc:
+        raise PackError(str(exc)) from None
