@@ -80,6 +80,14 @@ class Mirror:
         self.directory = directory
         self.db = db
         self.texts = TextStore(db.conn)
+        # revision_text(revid [, role]): a revision's text from SQL (docs/schema.md).
+        db.conn.create_function("revision_text", 1, self._sql_revision_text)
+        db.conn.create_function("revision_text", 2, self._sql_revision_text)
+
+    def _sql_revision_text(self, revid: object, role: object = "main") -> str | None:
+        if not isinstance(revid, int) or not isinstance(role, str):
+            return None
+        return self.revision_text(revid, role)
 
     # -- opening and closing ----------------------------------------------------
 

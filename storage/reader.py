@@ -116,11 +116,17 @@ class MirrorReader:
     def stats(self) -> dict[str, Any]:
         return query.mirror_stats(self.mirror)
 
-    def sql(self, sql: str, params: Any = ()) -> list[dict[str, Any]]:
-        """Any SQL query over the catalogue (docs/schema.md), as a list of dicts."""
+    def query(self, sql: str, params: Any = ()) -> Iterator[dict[str, Any]]:
+        """Any SQL query over the mirror (docs/schema.md), row by row as dicts. Texts
+        are in reach: ``revision_text(revid [, role])`` returns one (NULL when hidden)."""
         cursor = self.mirror.db.conn.execute(sql, params)
         names = [d[0] for d in cursor.description or ()]
-        return [dict(zip(names, row, strict=True)) for row in cursor]
+        for row in cursor:
+            yield dict(zip(names, row, strict=True))
+
+    def sql(self, sql: str, params: Any = ()) -> list[dict[str, Any]]:
+        """query(), as a list."""
+        return list(self.query(sql, params))
 
 
 def open_mirror(directory: str | os.PathLike[str]) -> MirrorReader:

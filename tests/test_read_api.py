@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -38,3 +39,26 @@ def test_reader(tmp_path: Path) -> None:
 def test_open_mirror_needs_a_mirror(tmp_path: Path) -> None:
     with pytest.raises(StorageError, match="no mirror at"):
         open_mirror(tmp_path / "nothing")
+
+
+def test_texts_from_sql(tmp_path: Path) -> None:
+    build(tmp_path / "m")
+    with open_mirror(tmp_path / "m") as m:
+        rows = m.query("SELECT title, revision_text(revid) AS text FROM latest_revisions"
+                       " WHERE pageid = 1")
+        assert not isinstance(rows, list)  # lazily, row by row
+        assert list(rows) == [{"title": "Main Page", "text": MAIN_3}]
+        assert m.sql("SELECT revision_text(10) AS a, revision_text(41) AS hidden,"
+                     " revision_text(50, 'extra') AS slot, revision_text(10, 'nope') AS none,"
+                     " revision_text(999) AS missing") == [
+            {"a": MAIN_1, "hidden": None, "slot": '{"a": 1}', "none": None, "missing": None}]
+
+
+def test_a_corrupt_text_is_an_error_in_sql_not_a_null(tmp_path: Path) -> None:
+    build(tmp_path / "m")
+    db = sqlite3.connect(tmp_path / "m" / "mirror.sqlite")
+    with db:
+        db.execute("UPDATE text_packs SET data = x'28b52ffd00'")
+    db.close()
+    with open_mirror(tmp_path / "m") as m, pytest.raises(sqlite3.OperationalError):
+        m.sql("SELECT revision_text(10)")
