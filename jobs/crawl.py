@@ -40,6 +40,7 @@ from jobs import streams
 from jobs.convert import catalogue_pages, pages_to_batch
 from jobs.progress import Progress
 from jobs.writer import SerialWriter
+from storage import query
 from storage.lock import MirrorLock
 from storage.mirror import Mirror
 from storage.records import Checkpoint
@@ -253,14 +254,10 @@ async def run_phases(ctx: CrawlContext, mode: str, workers: int) -> None:
         await run_streams(ctx, streams.REVISIONS, workers, crawl_revisions)
         # every live page has a revision, so the walk has met every namespace that has
         # pages; cataloguing only those saves a request per empty namespace
-        found = await ctx.writer.run(namespaces_with_pages, ctx.mirror)
+        found = await ctx.writer.run(query.namespaces_with_pages, ctx.mirror)
         await ctx.writer.run(ctx.mirror.create_checkpoints,
                              streams.namespace_streams(streams.PAGES, found))
         await run_streams(ctx, streams.PAGES, workers, crawl_catalogue)
-
-
-def namespaces_with_pages(mirror: Mirror) -> list[int]:
-    return [int(row[0]) for row in mirror.db.execute("select distinct ns from pages order by ns")]
 
 
 def choose_mode(settings: Settings, siteinfo: dict[str, Any]) -> str:
@@ -332,13 +329,6 @@ async def crawl_current(ctx: CrawlContext, cp: Checkpoint) -> None:
         await ctx.store(cp.name, pages, {"spec": spec, "continue": nxt}, nxt is None)
 
 
-def next_page(mirror: Mirror, ns: int, after: int) -> int | None:
-    row = mirror.db.execute(
-        "select min(pageid) from pages where ns = ? and pageid > ?", [ns, after]
-    ).fetchone()
-    return None if row[0] is None else int(row[0])
-
-
 async def crawl_histories(ctx: CrawlContext, cp: Checkpoint) -> None:
     """Per-page histories, page by page in pageid order, for wikis without allrevisions."""
     state = dict(cp.state or {})
@@ -348,7 +338,7 @@ async def crawl_histories(ctx: CrawlContext, cp: Checkpoint) -> None:
     token: dict[str, Any] | None = state.get("continue")
     while True:
         if current is None:
-            current = await ctx.writer.run(next_page, ctx.mirror, spec["ns"], after)
+            current = await ctx.writer.run(query.next_pageid, ctx.mirror, spec["ns"], after)
             if current is None:
                 final = {"spec": spec, "after": after, "pageid": None, "continue": None}
                 await ctx.store(cp.name, [], final, True)

@@ -47,7 +47,7 @@ from jobs.convert import catalogue_pages, page_record, pages_to_batch, revision_
 from jobs.crawl import authenticate, budget_for, check_etiquette, client_settings, record_bots
 from jobs.streams import format_ts, parse_ts
 from jobs.writer import SerialWriter
-from storage import changes
+from storage import changes, query
 from storage.lock import MirrorLock
 from storage.mirror import Mirror
 
@@ -319,7 +319,7 @@ async def apply_log_event(ctx: SyncContext, entry: dict[str, Any]) -> None:
 async def reconcile_title(ctx: SyncContext, title: str, entry: dict[str, Any] | None) -> None:
     page, revisions = await fetch_history_metadata(ctx.client, title=title)
     if page.get("missing") or "pageid" not in page:
-        stored = await ctx.writer.run(stored_pageid, ctx.mirror, title)
+        stored = await ctx.writer.run(query.pageid_of, ctx.mirror, title)
         if stored is not None:
             tombstone = {"log": entry, "title": title}
             await ctx.writer.run(changes.delete_page, ctx.mirror, stored, tombstone)
@@ -336,11 +336,6 @@ async def reconcile_page(
     await fetch_and_store(ctx, sorted(result.missing))
 
 
-def stored_pageid(mirror: Mirror, title: str) -> int | None:
-    row = mirror.db.execute("select pageid from pages where title = ?", [title]).fetchone()
-    return None if row is None else int(row[0])
-
-
 async def catch_up(ctx: SyncContext, high_water: str, namespaces: list[int] | None) -> None:
     """Without recentchanges: new revisions by time, then every page checked by its info."""
     started_at = await server_time(ctx.client)
@@ -352,7 +347,10 @@ async def catch_up(ctx: SyncContext, high_water: str, namespaces: list[int] | No
                                    None, False)
         ctx.summary.applied["revisions"] += new
     live: set[int] = set()
-    for ns in namespaces if namespaces is not None else await stored_namespaces(ctx):
+    walked = namespaces
+    if walked is None:
+        walked = await ctx.writer.run(query.stored_namespaces, ctx.mirror)
+    for ns in walked:
         async for pages, _ in walk_page_catalogue(ctx.client, ns, None):
             for page in catalogue_pages(pages):
                 live.add(page.pageid)
@@ -361,7 +359,7 @@ async def catch_up(ctx: SyncContext, high_water: str, namespaces: list[int] | No
                         ctx.client, pageid=page.pageid)
                     await reconcile_page(ctx, meta_page, revisions)
                     ctx.summary.applied["pages reconciled"] += 1
-    gone = await ctx.writer.run(pages_not_in, ctx.mirror, live, namespaces)
+    gone = await ctx.writer.run(query.pages_outside, ctx.mirror, live, namespaces)
     for pageid in gone:
         await ctx.writer.run(changes.delete_page, ctx.mirror, pageid,
                              {"log": None, "reason": "absent from the wiki at catch-up"})
@@ -375,25 +373,10 @@ async def server_time(client: ApiClient) -> str:
     return str(data["curtimestamp"])
 
 
-async def stored_namespaces(ctx: SyncContext) -> list[int]:
-    rows = await ctx.writer.run(
-        lambda: ctx.mirror.db.execute("select id from namespaces where id >= 0").fetchall())
-    return [int(row[0]) for row in rows]
-
-
 def page_differs(mirror: Mirror, page: Any) -> bool:
     """True when the catalogue entry disagrees with the wiki (renamed, edited, new)."""
-    row = mirror.db.execute(
-        "select title, latest_revid, (select max(revid) from revisions where pageid = ?) "
-        "from pages where pageid = ?", [page.pageid, page.pageid]).fetchone()
-    if row is None:
+    stored = query.page_state(mirror, page.pageid)
+    if stored is None:
         return True
-    title, latest, stored_max = row
-    return bool(title != page.title or latest != page.latest_revid
-                or stored_max != page.latest_revid)
-
-
-def pages_not_in(mirror: Mirror, live: set[int], namespaces: list[int] | None) -> list[int]:
-    rows = mirror.db.execute("select pageid, ns from pages").fetchall()
-    return [int(pageid) for pageid, ns in rows
-            if pageid not in live and (namespaces is None or ns in namespaces)]
+    return bool(stored.title != page.title or stored.latest_revid != page.latest_revid
+                or stored.newest_stored != page.latest_revid)

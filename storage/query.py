@@ -244,3 +244,50 @@ def _last_run(mirror: Mirror) -> dict[str, Any] | None:
     if row is None:
         return None
     return dict(zip(("command", "started", "finished", "status"), row, strict=True))
+
+
+# -- the catalogue, for the crawl and the sync ---------------------------------------------
+
+
+def namespaces_with_pages(mirror: Mirror) -> list[int]:
+    """The namespaces the page catalogue has pages in."""
+    return [int(row[0]) for row in mirror.db.execute("SELECT DISTINCT ns FROM pages ORDER BY ns")]
+
+
+def stored_namespaces(mirror: Mirror) -> list[int]:
+    """The wiki's namespaces (those that hold pages: not Special or Media)."""
+    return [int(row[0]) for row in mirror.db.execute("SELECT id FROM namespaces WHERE id >= 0")]
+
+
+def next_pageid(mirror: Mirror, ns: int, after: int) -> int | None:
+    """The smallest pageid above ``after`` in a namespace, or None."""
+    row = mirror.db.execute(
+        "SELECT min(pageid) FROM pages WHERE ns = ? AND pageid > ?", [ns, after]).fetchone()
+    return None if row[0] is None else int(row[0])
+
+
+def pageid_of(mirror: Mirror, title: str) -> int | None:
+    """The pageid of the page stored under this exact title, or None."""
+    row = mirror.db.execute("SELECT pageid FROM pages WHERE title = ?", [title]).fetchone()
+    return None if row is None else int(row[0])
+
+
+@dataclass
+class PageState:
+    title: str
+    latest_revid: int | None  # as the catalogue says
+    newest_stored: int | None  # the highest revid stored for it
+
+
+def page_state(mirror: Mirror, pageid: int) -> PageState | None:
+    row = mirror.db.execute(
+        "SELECT title, latest_revid, (SELECT max(revid) FROM revision_data WHERE pageid = ?1)"
+        " FROM pages WHERE pageid = ?1", [pageid]).fetchone()
+    return None if row is None else PageState(*row)
+
+
+def pages_outside(mirror: Mirror, live: set[int], namespaces: list[int] | None) -> list[int]:
+    """The stored pages (of these namespaces, or all) whose pageid is not in ``live``."""
+    rows = mirror.db.execute("SELECT pageid, ns FROM pages")
+    return [int(pageid) for pageid, ns in rows
+            if pageid not in live and (namespaces is None or ns in namespaces)]

@@ -4,6 +4,7 @@ import each other; storage is plain synchronous code (no httpx, no trio)."""
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -66,3 +67,26 @@ def test_only_the_commands_that_talk_to_a_wiki_load_trio(
                            str(tmp_path / "m"), *command[1:]], cwd=ROOT, capture_output=True,
                           text=True, timeout=60)
     assert done.stdout.strip().splitlines()[-1] == loads_trio, (done.stdout, done.stderr)
+
+
+
+SQL = re.compile(r"^\s*(select\s.+\sfrom\s|insert\s+into\s|update\s+\w+\s+set\s|delete\s+from\s"
+                 r"|(create|drop)\s+(table|index|view|trigger)\s|pragma\s)",
+                 re.IGNORECASE | re.DOTALL)
+
+
+@pytest.mark.parametrize("package", ["harvester", "jobs"])
+def test_storage_owns_its_sql(package: str) -> None:
+    """No SQL outside storage/: no statement in a string, no connection reached into."""
+    for path in sorted((ROOT / package).glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str):
+                assert not SQL.match(node.value), f"{path.relative_to(ROOT)}: {node.value[:60]!r}"
+            if isinstance(node, ast.Attribute) and node.attr in {"db", "conn"}:
+                raise AssertionError(f"{path.relative_to(ROOT)}:{node.lineno} uses .{node.attr}")
+
+
+def test_the_sql_pattern_finds_sql() -> None:
+    assert SQL.match("select distinct ns from pages order by ns")
+    assert SQL.match("\n    SELECT id FROM namespaces WHERE id >= 0")
+    assert not SQL.match("select a mode for the crawl")
