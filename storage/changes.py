@@ -183,7 +183,7 @@ def reconcile_page(
     wanted = {rev.revid: rev for rev in current}
     result = ReconcileResult()
     with mirror.transaction() as conn:
-        mirror._upsert_pages([page])
+        mirror.write_page_rows([page])
         # The page exists again (an undeletion): it is no longer a tombstone.
         conn.execute("DELETE FROM tombstones WHERE pageid = ?", (page.pageid,))
         here = _load_rows(conn, "pageid = ?", [page.pageid])

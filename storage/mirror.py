@@ -316,7 +316,7 @@ class Mirror:
         conn = self.db.conn
         self._begin()
         try:
-            self._upsert_pages(batch.pages)
+            self.write_page_rows(batch.pages)
             # A page's history order, in which its texts go into its pack.
             revisions = sorted(batch.revisions, key=lambda r: (r.pageid, r.timestamp, r.revid))
             new = _BatchWriter(conn, self.texts, revisions).write(revisions)
@@ -335,7 +335,7 @@ class Mirror:
         """Store a step of the page catalogue walk and advance its checkpoint, atomically."""
         self._begin()
         try:
-            self._upsert_pages(pages)
+            self.write_page_rows(pages)
             self.db.conn.execute(
                 _UPDATE_CHECKPOINT,
                 (checkpoint, _state_json(state), int(done), len(pages), utc_now()),
@@ -345,7 +345,9 @@ class Mirror:
             self._rollback()
             raise
 
-    def _upsert_pages(self, pages: list[PageRecord]) -> None:
+    def write_page_rows(self, pages: list[PageRecord]) -> None:
+        """Insert or update page rows inside the caller's transaction; unknown fields keep
+        what is stored."""
         # coalesce() in the statement: a partial record never erases known fields.
         self.db.conn.executemany(
             _UPSERT_PAGE,
