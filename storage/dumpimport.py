@@ -233,7 +233,7 @@ class _Batches:
                                 f"began (revision {rev.revid} where {self.state.last_revid} was)")
             return
         self.batch.revisions.append(rev)
-        self.chars += sum(len(slot.text) for slot in rev.slots if slot.text)
+        self.chars += sum(len(slot.utf8 or slot.text or "") for slot in rev.slots)
         state = self.state
         state.in_page, state.last_revid = self.position, rev.revid
         state.revisions += 1

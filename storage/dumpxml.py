@@ -496,8 +496,8 @@ class DumpReader:
         slots = [main, *others]
         texthidden = main.texthidden
         sha1 = None if texthidden else base36_to_hex(fields.get("sha1"))
-        if sha1 is None and not texthidden and not others and main.text is not None:
-            sha1 = hashlib.sha1(main.text.encode("utf-8")).hexdigest()
+        if sha1 is None and not texthidden and not others and main.utf8 is not None:
+            sha1 = hashlib.sha1(main.utf8).hexdigest()
         if main.sha1 is None and not others:
             main.sha1 = sha1
         sizes = [slot.size for slot in slots if slot.size is not None]
@@ -531,10 +531,10 @@ class DumpReader:
             raise DumpError(
                 f"{self.name} has no text for revision {revid} (a stub dump? import a "
                 "dump with the texts: pages-meta-history or dumpBackup.php --full)")
-        if size is None:
-            size = len(text.encode("utf-8"))
+        data = text.encode("utf-8")
         return SlotRecord(role=role, content_model=model, content_format=fields.get("format"),
-                          size=size, sha1=base36_to_hex(attrs.get("sha1")), text=text)
+                          size=len(data) if size is None else size,
+                          sha1=base36_to_hex(attrs.get("sha1")), utf8=data)
 
 
 def read_siteinfo(path: Path) -> SiteInfo:

@@ -506,9 +506,10 @@ class _BatchWriter:
         """Write one slot and its text; returns the text's sha1 if it is stored."""
         text_id, sha1 = None, None
         if _keeps_text(rev, slot):
-            assert slot.text is not None
+            data = slot.text_bytes()
+            assert data is not None
             # The revision's row may not be written yet: its timestamp goes along.
-            text_id, sha1 = self.texts.add(slot.text, rev.pageid, slot.role)
+            text_id, sha1 = self.texts.add_bytes(data, rev.pageid, slot.role)
         kind = self.kinds.get((slot.content_model, slot.content_format))
         if kind is None:
             kind = content_kind_id(self.conn, slot.content_model, slot.content_format)
@@ -631,7 +632,7 @@ def content_kind_id(conn: sqlite3.Connection, model: str | None, fmt: str | None
 
 def _keeps_text(rev: RevisionRecord, slot: SlotRecord) -> bool:
     hidden = slot.texthidden or rev.texthidden
-    return slot.text is not None and not hidden and not slot.missing
+    return slot.has_text and not hidden and not slot.missing
 
 
 def sha1_column(given: str | None, stored: str | None) -> str | None:

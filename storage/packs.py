@@ -23,14 +23,16 @@ finds the previous snapshot in its window.
 from __future__ import annotations
 
 import struct
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from itertools import accumulate
+from typing import NamedTuple
 
 import zstandard
 
 # Records between two snapshots: the most deltas one read applies.
 SNAPSHOT_EVERY = 64
-# zstd level of a pack. Level 19 is about 10 % smaller and 15 times slower.
-LEVEL = 12
+# zstd level of a pack (docs/benchmarks.md: size against time by level).
+LEVEL = 9
 # Largest window a pack uses; zstd refuses bigger ones unless told.
 MAX_WINDOW_LOG = 27
 
@@ -52,18 +54,40 @@ class PackError(ValueError):
 # -- deltas -----------------------------------------------------------------------------
 
 
-def _lines(data: bytes) -> list[bytes]:
-    parts = data.split(b"\n")
-    out = [line + b"\n" for line in parts[:-1]]
-    if parts[-1]:
-        out.append(parts[-1])
-    return out
+class Lines(NamedTuple):
+    """A text cut at its newlines.
+
+    Each piece is a line without its newline, but the last, which has no
+    newline after it, carries a suffix no other piece can have: so the last
+    lines of two texts only match each other, and a copied run of lines
+    always includes exactly the newlines that follow them.
+    """
+
+    pieces: list[bytes]
+    sums: list[int]  # sums[i]: the length of pieces[:i], newlines left out
+    size: int  # of the text
+
+    def start(self, i: int) -> int:
+        """Where piece i starts in the text (the text's length for i == len(pieces))."""
+        return self.size if i == len(self.pieces) else self.sums[i] + i
 
 
-def delta(base: bytes, new: bytes) -> bytes:
+_LAST = b"\n\x00"
+
+
+def split_lines(data: bytes) -> Lines:
+    pieces = data.split(b"\n")
+    sums = list(accumulate(map(len, pieces), initial=0))
+    pieces[-1] += _LAST
+    return Lines(pieces, sums, len(data))
+
+
+def delta(base: bytes, new: bytes, base_lines: Lines | None = None,
+          new_lines: Lines | None = None) -> bytes:
     """The ops that make ``new`` from ``base``: whole lines copied where they match, or
-    (texts of one long line, such as JSON) the common start and end, whichever is smaller."""
-    ops = _line_delta(base, new)
+    (texts of one long line, such as JSON) the common start and end, whichever is smaller.
+    The texts' split_lines() may be given when they are at hand."""
+    ops = _line_delta(base_lines or split_lines(base), new_lines or split_lines(new))
     if len(ops) > len(new) // 4:
         edges = _edge_delta(base, new)
         if len(edges) < len(ops):
@@ -99,11 +123,8 @@ def _common_length(base: bytes, new: bytes, same: Callable[[int], bool]) -> int:
     return low
 
 
-def _line_delta(base: bytes, new: bytes) -> bytes:
-    a, b = _lines(base), _lines(new)
-    offsets = [0]
-    for line in a:
-        offsets.append(offsets[-1] + len(line))
+def _line_delta(old: Lines, new: Lines) -> bytes:
+    a, b, at = old.pieces, new.pieces, old.start
     shortest = min(len(a), len(b))
     head = 0
     while head < shortest and a[head] == b[head]:
@@ -114,26 +135,26 @@ def _line_delta(base: bytes, new: bytes) -> bytes:
     a_end, b_end = len(a) - tail, len(b) - tail
     out = bytearray()
     if head:
-        out += bytes([_OP_COPY]) + _COPY.pack(0, offsets[head])
+        out += bytes([_OP_COPY]) + _COPY.pack(0, at(head))
     where: dict[bytes, list[int]] = {}
     for i in range(head, a_end):
         if len(a[i]) >= _MIN_ANCHOR:
             where.setdefault(a[i], []).append(i)
-    pending: list[bytes] = []
+    pending_from = head  # new's lines from here on are not in an op yet
     j = head
     while j < b_end:
-        start, run = _longest_run(a, b, where.get(b[j], ()), j, a_end, b_end)
+        starts = where.get(b[j])
+        start, run = _longest_run(a, b, starts, j, a_end, b_end) if starts else (0, 0)
         if run:
-            _insert(out, pending)
-            out += bytes([_OP_COPY]) + _COPY.pack(offsets[start],
-                                                  offsets[start + run] - offsets[start])
+            _insert(out, new, pending_from, j)
+            out += bytes([_OP_COPY]) + _COPY.pack(at(start), at(start + run) - at(start))
             j += run
+            pending_from = j
         else:
-            pending.append(b[j])
             j += 1
-    _insert(out, pending)
+    _insert(out, new, pending_from, b_end)
     if tail:
-        out += bytes([_OP_COPY]) + _COPY.pack(offsets[a_end], offsets[len(a)] - offsets[a_end])
+        out += bytes([_OP_COPY]) + _COPY.pack(at(a_end), at(len(a)) - at(a_end))
     return bytes(out)
 
 
@@ -149,11 +170,19 @@ def _longest_run(a: list[bytes], b: list[bytes], starts: Sequence[int], j: int,
     return best
 
 
-def _insert(out: bytearray, pending: list[bytes]) -> None:
-    if pending:
-        data = b"".join(pending)
+def _insert(out: bytearray, new: Lines, first: int, end: int) -> None:
+    """An insert of new's lines first..end-1, if any."""
+    if end > first:
+        data = _text_of(new, first, end)
         out += bytes([_OP_INSERT]) + _LEN.pack(len(data)) + data
-        pending.clear()
+
+
+def _text_of(lines: Lines, first: int, end: int) -> bytes:
+    parts = lines.pieces[first:end]
+    data = b"\n".join(parts)
+    if end == len(lines.pieces):
+        return data[: -len(_LAST)]
+    return data + b"\n"
 
 
 def apply(base: bytes, ops: bytes | memoryview) -> bytes:
@@ -186,21 +215,35 @@ def apply(base: bytes, ops: bytes | memoryview) -> bytes:
 # -- records ----------------------------------------------------------------------------
 
 
-def append_records(payload: bytearray, previous: bytes | None, count: int,
-                   texts: Sequence[bytes]) -> bytes | None:
-    """Append ``texts`` to a pack's payload that holds ``count`` records, the last of
-    them ``previous``; returns the last text appended (``previous`` if none)."""
-    for text in texts:
-        body, kind = text, SNAPSHOT
-        if previous is not None and count % SNAPSHOT_EVERY:
-            ops = delta(previous, text)
+class PackWriter:
+    """Appends texts to a pack's payload, each a delta on the one before where it pays."""
+
+    def __init__(self, payload: bytes = b"", count: int = 0, last: bytes | None = None) -> None:
+        """``payload`` holds ``count`` records already, the last of them ``last``."""
+        self.payload = bytearray(payload)
+        self.count = count
+        self._last = last
+        self._last_lines: Lines | None = None
+
+    def add(self, text: bytes) -> None:
+        body, kind, lines = text, SNAPSHOT, None
+        if self._last is not None and self.count % SNAPSHOT_EVERY:
+            lines = split_lines(text)
+            ops = delta(self._last, text, self._last_lines, lines)
             if len(ops) < len(text):
                 body, kind = ops, DELTA
-        payload += _HEAD.pack(kind, len(body))
-        payload += body
-        previous = text
-        count += 1
-    return previous
+        self.payload += _HEAD.pack(kind, len(body))
+        self.payload += body
+        self._last, self._last_lines = text, lines
+        self.count += 1
+
+
+def pack_payload(texts: Iterable[bytes]) -> bytes:
+    """The payload of a pack of these texts."""
+    writer = PackWriter()
+    for text in texts:
+        writer.add(text)
+    return bytes(writer.payload)
 
 
 def record_spans(payload: bytes) -> list[tuple[int, int, int]]:
@@ -250,8 +293,8 @@ def compress(payload: bytes | bytearray, level: int = LEVEL) -> bytes:
     """One standard zstd frame (magic, content size, checksum) of a payload."""
     window = min(MAX_WINDOW_LOG, max(10, len(payload).bit_length()))
     params = zstandard.ZstdCompressionParameters.from_level(
-        level, source_size=len(payload), window_log=window, enable_ldm=True,
-        write_content_size=1, write_checksum=1)
+        level, source_size=len(payload), window_log=window, write_content_size=1,
+        write_checksum=1)
     return zstandard.ZstdCompressor(compression_params=params).compress(bytes(payload))
 
 

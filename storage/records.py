@@ -36,6 +36,18 @@ class SlotRecord:
     text: str | None = None  # None when hidden or missing
     texthidden: bool = False
     missing: bool = False
+    # The text as UTF-8 bytes, in place of ``text``, from a reader that has them
+    # (a dump's): the store needs bytes, and sending a str to the storing
+    # process would encode and decode it once more.
+    utf8: bytes | None = None
+
+    @property
+    def has_text(self) -> bool:
+        return self.text is not None or self.utf8 is not None
+
+    def text_bytes(self) -> bytes | None:
+        return self.utf8 if self.utf8 is not None else (
+            None if self.text is None else self.text.encode("utf-8"))
 
 
 @dataclass

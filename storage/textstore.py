@@ -162,41 +162,41 @@ class TextStore:
         start = 0
         if row is not None and row[1] < self.pack_texts and row[2] < self.pack_bytes:
             pack_id, count = int(row[0]), int(row[1])
-            payload = bytearray(self._payload(pack_id)[0])
-            start = self._fill(payload, count, texts)
-            self._write_pack(pack_id, payload, count, texts[:start])
+            payload, spans = self._payload(pack_id)
+            last = packs.read_record(payload, spans, count - 1)
+            writer = packs.PackWriter(payload, count, last)
+            start = self._fill(writer, texts)
+            self._write_pack(pack_id, writer, texts[:start])
         while start < len(texts):
-            payload = bytearray()
-            taken = self._fill(payload, 0, texts[start:])
+            writer = packs.PackWriter()
+            taken = self._fill(writer, texts[start:])
             cursor = self._conn.execute(
                 "INSERT INTO text_packs (pageid, role, records, size, data)"
-                " VALUES (?, ?, 0, 0, x'')",
-                (pageid, role))
-            self._write_pack(int(cursor.lastrowid or 0), payload, 0, texts[start : start + taken])
+                " VALUES (?, ?, 0, 0, x'')", (pageid, role))
+            self._write_pack(int(cursor.lastrowid or 0), writer, texts[start : start + taken])
             start += taken
 
-    def _fill(self, payload: bytearray, count: int, texts: list[_Pending]) -> int:
+    def _fill(self, writer: packs.PackWriter, texts: list[_Pending]) -> int:
         """Append as many of ``texts`` as the pack takes (one at least); returns how many."""
-        previous = None
-        if count:
-            spans = packs.record_spans(bytes(payload))
-            previous = packs.read_record(bytes(payload), spans, count - 1)
         taken = 0
         for text in texts:
-            if taken and (count + taken >= self.pack_texts or len(payload) >= self.pack_bytes):
+            if taken and (writer.count >= self.pack_texts
+                          or len(writer.payload) >= self.pack_bytes):
                 break
-            previous = packs.append_records(payload, previous, count + taken, [text.data])
+            writer.add(text.data)
             taken += 1
         return taken
 
-    def _write_pack(self, pack_id: int, payload: bytearray, count: int,
+    def _write_pack(self, pack_id: int, writer: packs.PackWriter,
                     added: list[_Pending]) -> None:
+        first = writer.count - len(added)
         self._conn.execute(
             "UPDATE text_packs SET records = ?, size = ?, data = ? WHERE id = ?",
-            (count + len(added), len(payload), packs.compress(payload, self.level), pack_id))
+            (writer.count, len(writer.payload), packs.compress(writer.payload, self.level),
+             pack_id))
         self._conn.executemany(
             "UPDATE text_data SET pack = ?, position = ? WHERE id = ?",
-            [(pack_id, count + i, text.id) for i, text in enumerate(added)])
+            [(pack_id, first + i, text.id) for i, text in enumerate(added)])
         self._packs.discard(pack_id)
 
     def _find(self, digest: bytes) -> int | None:
@@ -272,9 +272,10 @@ class TextStore:
             self._conn.execute("DELETE FROM text_packs WHERE id = ?", (pack_id,))
             return
         survivors = [_Pending(text_id, texts[position]) for text_id, position in kept]
-        new = bytearray()
-        packs.append_records(new, None, 0, [t.data for t in survivors])
-        self._write_pack(pack_id, new, 0, survivors)
+        writer = packs.PackWriter()
+        for text in survivors:
+            writer.add(text.data)
+        self._write_pack(pack_id, writer, survivors)
 
     # -- reading --------------------------------------------------------------
 

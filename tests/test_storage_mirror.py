@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import zstandard
 
-from storage import schema
+from storage import packs, schema
 from storage.errors import MirrorMismatchError, StorageError
 from storage.mirror import DB_NAME, Mirror
 from storage.records import PageRecord, RevisionBatch, RevisionRecord, SlotRecord
@@ -292,7 +292,7 @@ def test_latest_revisions_view(mirror: Mirror) -> None:
 
 def test_failed_batch_leaves_nothing(mirror: Mirror, monkeypatch: pytest.MonkeyPatch) -> None:
     mirror.write_batch(batch(rev(1)), "cp", {"n": 1}, False)
-    original = mirror.texts.add
+    original = mirror.texts.add_bytes
     calls = 0
 
     def failing_put(*args: Any) -> StoredText:
@@ -302,7 +302,7 @@ def test_failed_batch_leaves_nothing(mirror: Mirror, monkeypatch: pytest.MonkeyP
             raise RuntimeError("disk on fire")
         return original(*args)
 
-    monkeypatch.setattr(mirror.texts, "add", failing_put)
+    monkeypatch.setattr(mirror.texts, "add_bytes", failing_put)
     with pytest.raises(RuntimeError):
         mirror.write_batch(batch(rev(2, text="a"), rev(3, text="b")), "cp", {"n": 2}, False)
     assert not mirror.db.conn.in_transaction
@@ -311,6 +311,32 @@ def test_failed_batch_leaves_nothing(mirror: Mirror, monkeypatch: pytest.MonkeyP
     assert cp is not None and cp.state == {"n": 1} and cp.items == 1
     monkeypatch.undo()
     assert mirror.write_batch(batch(rev(2, text="a"), rev(3, text="b")), "cp", None, False) == 2
+
+
+def test_a_batch_failing_while_its_pack_is_written_leaves_nothing(
+    mirror: Mirror, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    mirror.write_batch(batch(rev(1, text="one")), "cp", {"n": 1}, False)
+    [(before,)] = mirror.db.execute("SELECT data FROM text_packs").fetchall()
+
+    def failing(*args: Any) -> bytes:
+        raise OSError("disk on fire")
+
+    monkeypatch.setattr(packs, "compress", failing)
+    with pytest.raises(OSError):
+        mirror.write_batch(batch(rev(2, text="two"), rev(3, text="three")), "cp", {"n": 2},
+                           False)
+    assert not mirror.db.conn.in_transaction
+    assert mirror.db.execute("SELECT data FROM text_packs").fetchall() == [(before,)]
+    assert count(mirror, "texts") == 1 and mirror.count_revisions() == 1
+    monkeypatch.undo()
+    # the texts the failed batch had pending are forgotten, not written by the next one
+    mirror.write_batch(batch(rev(4, text="four")), "cp", None, False)
+    assert mirror.db.execute("SELECT records FROM text_packs").fetchall() == [(2,)]
+    assert mirror.write_batch(batch(rev(2, text="two"), rev(3, text="three")), "cp", None,
+                              False) == 2
+    mirror.texts.clear_caches()
+    assert [mirror.revision_text(r) for r in (1, 2, 3, 4)] == ["one", "two", "three", "four"]
 
 
 def test_opening_needs_no_write_lock(tmp_path: Path) -> None:

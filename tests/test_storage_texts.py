@@ -182,8 +182,7 @@ def test_corrupt_pack_is_a_storage_error(mirror: Mirror) -> None:
 def test_a_wrong_text_in_a_sound_frame_fails_its_checksum(mirror: Mirror) -> None:
     history = edited_history(2)
     store(mirror, [rev(i + 1, t) for i, t in enumerate(history)])
-    payload = bytearray()
-    packs.append_records(payload, None, 0, [history[1].encode(), history[0].encode()])
+    payload = packs.pack_payload([history[1].encode(), history[0].encode()])
     with mirror.transaction() as conn:  # the two texts swapped
         conn.execute("UPDATE text_packs SET data = ?", (packs.compress(payload),))
     with pytest.raises(StorageError, match="checksum"):
@@ -224,3 +223,23 @@ def test_write_cache_stays_bounded(tmp_path: Path) -> None:
         store(m, [rev(i + 1, t) for i, t in enumerate(history)])
         assert m.texts.cache.used <= 200_000
         assert [reread(m, i + 1) for i in range(100)] == history
+
+
+def test_deltas_round_trip_on_random_line_edits() -> None:
+    rng = random.Random(11)
+    pool = [b"", b"short", b"a line long enough to be an anchor " * 2, b"}}", b"x" * 40]
+    text = b"\n".join(rng.choice(pool) for _ in range(50))
+    for _ in range(500):
+        lines = text.split(b"\n")
+        for _ in range(rng.randrange(1, 4)):
+            at = rng.randrange(len(lines) + 1)
+            choice = rng.random()
+            if choice < 0.4:
+                lines.insert(at, rng.choice(pool) + str(rng.random()).encode() * (at % 2))
+            elif choice < 0.7 and lines:
+                del lines[min(at, len(lines) - 1)]
+            elif lines:
+                lines[min(at, len(lines) - 1)] = rng.choice(pool)
+        new = b"\n".join(lines) + rng.choice([b"", b"\n"])
+        assert packs.apply(text, packs.delta(text, new)) == new
+        text = new
