@@ -7,6 +7,7 @@ import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -243,3 +244,16 @@ def test_deltas_round_trip_on_random_line_edits() -> None:
         new = b"\n".join(lines) + rng.choice([b"", b"\n"])
         assert packs.apply(text, packs.delta(text, new)) == new
         text = new
+
+
+def test_the_reader_in_the_schema_docs_reads_every_text(mirror: Mirror) -> None:
+    """docs/schema.md describes the pack format well enough to read it without harvester."""
+    docs = (Path(__file__).resolve().parent.parent / "docs" / "schema.md").read_text()
+    code = next(block for block in docs.split("```python\n")[1:] if "def read_text" in block)
+    namespace: dict[str, Any] = {}
+    exec(code.split("```")[0], namespace)
+    history = [t.replace(" w1", "\nw1") for t in edited_history(150)]
+    store(mirror, [rev(i + 1, t) for i, t in enumerate(history)] + [rev(500, "")])
+    db = mirror.db.conn
+    ids = [row[0] for row in db.execute("SELECT text_id FROM slots ORDER BY revid")]
+    assert [namespace["read_text"](db, i).decode() for i in ids] == [*history, ""]
