@@ -19,8 +19,9 @@ from typing import Any
 import sqlite_utils
 
 from .errors import MirrorMismatchError, StorageError
+from .migrations import COMPACT_STORE, PACKED_TEXTS
 from .records import Checkpoint, PageRecord, RevisionBatch, RevisionRecord, SlotRecord
-from .schema import COMPACT_STORE, MIGRATIONS, PACKED_TEXTS, migrate, schema_version, utc_now
+from .schema import VERSION, migrate, schema_version, utc_now
 from .stored import REVISION_COLUMNS, SLOT_COLUMNS, StoredRevision, stored_revision
 from .textstore import TextStore
 
@@ -125,10 +126,10 @@ class Mirror:
             # a reconcile that purges one text 67 -> 77 ms.
             db.execute("PRAGMA secure_delete=ON")
             version = schema_version(db)
-            if version > len(MIGRATIONS):
+            if version > VERSION:
                 raise StorageError(
                     f"mirror {directory} was written by a newer harvester"
-                    f" (schema {version}, this one knows {len(MIGRATIONS)})"
+                    f" (schema {version}, this one knows {VERSION})"
                 )
             applied = migrate(db)
             if version and {COMPACT_STORE, PACKED_TEXTS} & set(applied):

@@ -1,567 +1,37 @@
-"""The mirror's SQLite schema, as an ordered list of migrations.
+"""The mirror's schema: storage/schema.sql declares it; new mirrors are made from it.
 
-Each migration runs once, inside its own transaction, and is recorded in
-``_migrations``; a mirror made by an older harvester is brought up to date when
-it is opened. Never edit a migration that has shipped: append a new one.
-
-Table and column names are meant to be read by people (e.g. with Datasette);
-booleans are INTEGER 0/1, JSON is TEXT.
+A new mirror is created from the declarations in one step. A mirror written
+by an earlier harvester is upgraded when it is opened, by the steps of
+storage/migrations.py that it has not had yet; ``_migrations`` records them.
 """
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 
 import sqlite_utils
 
-Migration = Callable[[sqlite_utils.Database], None]
+from .migrations import MIGRATIONS, Migration, executescript, statements
 
-# The migration after which the file has space to give back (see Mirror.open).
-COMPACT_STORE = "compact store: integer text ids, binary sha1s, readable views"
-
-
-def _create_catalogue(db: sqlite_utils.Database) -> None:
-    db.table("meta").create({"key": str, "value": str}, pk="key")
-    db.table("siteinfo").create({"section": str, "data": str}, pk="section")
-    db.table("namespaces").create(
-        {
-            "id": int,
-            "name": str,
-            "canonical": str,
-            "case_mode": str,
-            "content": int,
-            "subpages": int,
-        },
-        pk="id",
-    )
-    db.table("namespace_aliases").create({"alias": str, "id": int})
-    # No unique index on (ns, title): pages get renamed, and two pageids can
-    # briefly share a title between two crawls.
-    db.table("pages").create(
-        {
-            "pageid": int,
-            "ns": int,
-            "title": str,
-            "is_redirect": int,
-            "length": int,
-            "latest_revid": int,
-            "content_model": str,
-            "touched": str,
-        },
-        pk="pageid",
-        not_null=["ns", "title"],
-    )
-    db.table("pages").create_index(["ns", "title"])
-    db.table("users").create({"name": str, "userid": int}, pk="name")
-    db.table("checkpoints").create(
-        {"name": str, "state": str, "done": int, "items": int, "updated": str},
-        pk="name",
-        not_null=["done", "items"],
-        defaults={"done": 0, "items": 0},
-    )
-    db.table("runs").create(
-        {
-            "id": int,
-            "command": str,
-            "args": str,
-            "started": str,
-            "finished": str,
-            "status": str,
-            "stats": str,
-        },
-        pk="id",
-    )
+SCHEMA_FILE = Path(__file__).with_name("schema.sql")
+# The migration a mirror made from schema.sql counts as having had.
+VERSION = len(MIGRATIONS)
 
 
-def _create_revisions(db: sqlite_utils.Database) -> None:
-    db.table("revisions").create(
-        {
-            "revid": int,
-            "pageid": int,
-            "parentid": int,
-            "timestamp": str,
-            "user": str,
-            "userid": int,
-            "comment": str,
-            "minor": int,
-            "size": int,
-            "sha1": str,
-            "tags": str,
-            "texthidden": int,
-            "userhidden": int,
-            "commenthidden": int,
-            "sha1hidden": int,
-            "suppressed": int,
-        },
-        pk="revid",
-        not_null=["pageid", "timestamp"],
-    )
-    # (pageid, timestamp, revid): a page's history in order, for export.
-    # (pageid, revid): the delta store's "previous revision of this page" lookup,
-    # which must not scan a 100,000-revision history.
-    db.table("revisions").create_index(["pageid", "timestamp", "revid"])
-    db.table("revisions").create_index(["pageid", "revid"])
-    db.table("revisions").create_index(["timestamp"])
-    db.table("slots").create(
-        {
-            "revid": int,
-            "role": str,
-            "content_model": str,
-            "content_format": str,
-            "size": int,
-            "sha1": str,
-            "text_sha1": str,
-            "texthidden": int,
-            "missing": int,
-        },
-        pk=("revid", "role"),
-    )
-    # texts: see storage/textstore.py. `children` counts the texts stored as
-    # deltas against this one; the base-selection rule needs it.
-    db.table("texts").create(
-        {
-            "sha1": str,
-            "base": str,
-            "depth": int,
-            "size": int,
-            "children": int,
-            "data": bytes,
-        },
-        pk="sha1",
-        not_null=["depth", "size", "children", "data"],
-        defaults={"children": 0},
-    )
+def declarations() -> str:
+    return SCHEMA_FILE.read_text(encoding="utf-8")
 
 
-def _create_views(db: sqlite_utils.Database) -> None:
-    db.create_view(
-        "latest_revisions",
-        """
-        SELECT p.pageid, p.ns, n.name AS namespace, p.title,
-               r.revid, r.timestamp, r.user
-        FROM pages p
-        JOIN revisions r
-          ON r.revid = (SELECT max(revid) FROM revisions WHERE pageid = p.pageid)
-        LEFT JOIN namespaces n ON n.id = p.ns
-        """,
-    )
-    # Edit counts are derived, not stored, so re-writing a batch can never skew them.
-    db.create_view(
-        "user_edits",
-        """
-        SELECT r.user AS name, u.userid, count(*) AS edits,
-               min(r.revid) AS first_revid, min(r.timestamp) AS first_edit
-        FROM revisions r LEFT JOIN users u ON u.name = r.user
-        WHERE r.user IS NOT NULL
-        GROUP BY r.user
-        """,
-    )
-
-
-def _index_pages_by_namespace(db: sqlite_utils.Database) -> None:
-    # Walks over a namespace in pageid order ("next page after N in ns") would
-    # otherwise scan the namespace's whole (ns, title) index range each time.
-    db.table("pages").create_index(["ns", "pageid"])
-
-
-# A page's latest revision is its newest by (timestamp, revid), as in export
-# --current-only: imported revisions can carry a higher revid than newer edits.
-_LATEST_REVID = """(SELECT r2.revid FROM revisions r2 WHERE r2.pageid = p.pageid
-                    ORDER BY r2.timestamp DESC, r2.revid DESC LIMIT 1)"""
-
-
-def _create_reading(db: sqlite_utils.Database) -> None:
-    db.execute("DROP VIEW latest_revisions")
-    db.create_view(
-        "latest_revisions",
-        f"""
-        SELECT p.pageid, p.ns, n.name AS namespace, p.title,
-               r.revid, r.timestamp, r.user
-        FROM pages p
-        JOIN revisions r ON r.revid = {_LATEST_REVID}
-        LEFT JOIN namespaces n ON n.id = p.ns
-        """,
-    )
-    db.create_view(
-        "page_history",
-        """
-        SELECT r.revid, r.pageid, p.ns, n.name AS namespace, p.title, r.parentid,
-               r.timestamp, r.user, r.comment, r.minor, r.size, r.tags,
-               r.texthidden, r.userhidden, r.commenthidden
-        FROM revisions r
-        JOIN pages p ON p.pageid = r.pageid
-        LEFT JOIN namespaces n ON n.id = p.ns
-        """,
-    )
-    # Correlated subqueries rather than GROUP BY: a LIMIT (Datasette shows 100
-    # rows) then costs 100 index probes, not a pass over every revision.
-    db.create_view(
-        "page_summary",
-        """
-        SELECT p.pageid, p.ns, n.name AS namespace, p.title, p.is_redirect, p.length,
-               (SELECT count(*) FROM revisions r WHERE r.pageid = p.pageid) AS revisions,
-               (SELECT min(timestamp) FROM revisions r WHERE r.pageid = p.pageid) AS first_edit,
-               (SELECT max(timestamp) FROM revisions r WHERE r.pageid = p.pageid) AS last_edit
-        FROM pages p
-        LEFT JOIN namespaces n ON n.id = p.ns
-        """,
-    )
-    # Edits by one user, distinct editors (stats), and the user_edits view.
-    db.table("revisions").create_index(["user"])
-    # Full-text search over the latest text of each page (storage/search.py keeps
-    # it current, lazily). rowid = pageid; search_indexed says which revision and
-    # title each entry was made from.
-    db.execute(
-        "CREATE VIRTUAL TABLE search_index USING fts5("
-        "title, text, tokenize = 'unicode61 remove_diacritics 2')"
-    )
-    db.table("search_indexed").create(
-        {"pageid": int, "revid": int, "title": str, "text_sha1": str}, pk="pageid"
-    )
-    # A text removed from the store (hidden or deleted on the wiki) must not live
-    # on in the index's copy until the next search.
-    db.table("search_indexed").create_index(["text_sha1"])
-    db.execute(
-        """CREATE TRIGGER search_forget_text AFTER DELETE ON texts BEGIN
-            DELETE FROM search_index WHERE rowid IN
-                (SELECT pageid FROM search_indexed WHERE text_sha1 = OLD.sha1);
-            DELETE FROM search_indexed WHERE text_sha1 = OLD.sha1;
-        END"""
-    )
-
-
-def _create_sync(db: sqlite_utils.Database) -> None:
-    # Pages deleted on the wiki: the page row moves here, with the log entry.
-    db.table("tombstones").create(
-        {"pageid": int, "ns": int, "title": str, "deleted_at": str, "log": str}, pk="pageid"
-    )
-    # recentchanges entries already applied by sync (the walk overlaps itself).
-    db.table("sync_rcids").create({"rcid": int, "timestamp": str}, pk="rcid")
-    db.table("sync_rcids").create_index(["timestamp"])
-    # Garbage collection of texts: "does any slot still use this text?" and
-    # "which texts are deltas against this one?" must not scan whole tables.
-    db.table("slots").create_index(["text_sha1"])
-    db.table("texts").create_index(["base"])
-
-
-# -- the compact store ---------------------------------------------------------------
-#
-# Per revision the first schema stored the same SHA-1 up to six times as 40-char
-# hex (revisions.sha1, slots.sha1, slots.text_sha1, texts.sha1 and their
-# indexes), each author name and content model in full, and three indexes on
-# revisions; the texts themselves were a sixth of the file (fixture wiki: 374 KB
-# of 2.51 MB). Now the rows live in compact tables (integer keys, one binary
-# SHA-1 per text, lookup tables for authors and content models) and the
-# readable tables of before are views of the same names and columns.
-
-_COMPACT_TABLES = """
-CREATE TABLE actors (id INTEGER PRIMARY KEY, name TEXT NOT NULL, userid INTEGER);
-CREATE INDEX idx_actors_name ON actors (name, userid);
-CREATE TABLE content_kinds (id INTEGER PRIMARY KEY, content_model TEXT, content_format TEXT);
-CREATE TABLE text_data (
-    id INTEGER PRIMARY KEY,
-    sha1 BLOB NOT NULL,
-    base INTEGER,
-    depth INTEGER NOT NULL,
-    size INTEGER NOT NULL,
-    children INTEGER NOT NULL DEFAULT 0,
-    data BLOB NOT NULL
-);
-CREATE TABLE revision_data (
-    revid INTEGER PRIMARY KEY,
-    pageid INTEGER NOT NULL,
-    parentid INTEGER,
-    timestamp TEXT NOT NULL,
-    actor INTEGER,
-    comment TEXT,
-    minor INTEGER,
-    size INTEGER,
-    sha1 TEXT,
-    tags TEXT,
-    texthidden INTEGER,
-    userhidden INTEGER,
-    commenthidden INTEGER,
-    sha1hidden INTEGER,
-    suppressed INTEGER
-);
-CREATE TABLE slot_data (
-    revid INTEGER NOT NULL,
-    role TEXT NOT NULL,
-    kind INTEGER,
-    size INTEGER,
-    sha1 TEXT,
-    text_id INTEGER,
-    texthidden INTEGER,
-    missing INTEGER,
-    PRIMARY KEY (revid, role)
-) WITHOUT ROWID;
-"""
-
-# After the rows are in: sorted index builds pack their pages full.
-_COMPACT_INDEXES = """
--- The dedup lookup: 8 bytes of each SHA-1 are as selective as 20, and smaller.
-CREATE INDEX idx_text_data_sha1 ON text_data (substr(sha1, 1, 8));
--- Garbage collection: which texts are deltas against this one, does any slot
--- still use this text.
-CREATE INDEX idx_text_data_base ON text_data (base) WHERE base IS NOT NULL;
-CREATE INDEX idx_slot_data_text ON slot_data (text_id) WHERE text_id IS NOT NULL;
--- A page's history in order: (pageid, timestamp), then revid, the rowid every
--- index entry ends with. It also serves "the previous revision of this page"
--- for the delta store and the revision counts per page.
-CREATE INDEX idx_revision_data_history ON revision_data (pageid, timestamp);
--- Edits by one author, distinct editors.
-CREATE INDEX idx_revision_data_actor ON revision_data (actor) WHERE actor IS NOT NULL;
-"""
-
-# sha1 columns of revision_data and slot_data: '' means "the SHA-1 of the stored
-# text" (the main slot's text for a revision), NULL none (hidden or unknown),
-# anything else the wiki's value as given.
-_MAIN_TEXT_SHA1 = """(SELECT lower(hex(t.sha1)) FROM slot_data s JOIN text_data t
-    ON t.id = s.text_id WHERE s.revid = r.revid AND s.role = 'main')"""
-
-# Scalar subqueries, not joins: a view over one table is flattened into any
-# query (also as the right side of a LEFT JOIN), so its indexes keep serving.
-_COMPACT_VIEWS = f"""
-CREATE VIEW revisions AS SELECT
-    r.revid, r.pageid, r.parentid, r.timestamp,
-    (SELECT a.name FROM actors a WHERE a.id = r.actor) AS user,
-    (SELECT a.userid FROM actors a WHERE a.id = r.actor) AS userid,
-    r.comment, r.minor, r.size,
-    CASE r.sha1 WHEN '' THEN {_MAIN_TEXT_SHA1} ELSE r.sha1 END AS sha1,
-    coalesce(r.tags, '[]') AS tags,
-    r.texthidden, r.userhidden, r.commenthidden, r.sha1hidden, r.suppressed
-FROM revision_data r;
-CREATE VIEW slots AS SELECT
-    s.revid, s.role,
-    (SELECT k.content_model FROM content_kinds k WHERE k.id = s.kind) AS content_model,
-    (SELECT k.content_format FROM content_kinds k WHERE k.id = s.kind) AS content_format,
-    s.size,
-    CASE s.sha1 WHEN '' THEN (SELECT lower(hex(t.sha1)) FROM text_data t WHERE t.id = s.text_id)
-        ELSE s.sha1 END AS sha1,
-    (SELECT lower(hex(t.sha1)) FROM text_data t WHERE t.id = s.text_id) AS text_sha1,
-    s.texthidden, s.missing, s.text_id
-FROM slot_data s;
-CREATE VIEW texts AS SELECT
-    t.id, lower(hex(t.sha1)) AS sha1,
-    (SELECT lower(hex(b.sha1)) FROM text_data b WHERE b.id = t.base) AS base,
-    t.depth, t.size, t.children, t.data
-FROM text_data t;
-"""
-
-# Hand edits through the readable views (UPDATE and DELETE; the harvester itself
-# writes the tables) reach the rows they show.
-_ACTOR_OF_NEW = """CASE WHEN NEW.user IS OLD.user AND NEW.userid IS OLD.userid THEN actor
-    WHEN NEW.user IS NULL THEN NULL
-    ELSE (SELECT id FROM actors WHERE name = NEW.user AND userid IS NEW.userid) END"""
-_KIND_OF_NEW = """(SELECT id FROM content_kinds
-    WHERE content_model IS NEW.content_model AND content_format IS NEW.content_format)"""
-_COMPACT_TRIGGERS = f"""
-CREATE TRIGGER revisions_update INSTEAD OF UPDATE ON revisions BEGIN
-    INSERT INTO actors (name, userid) SELECT NEW.user, NEW.userid
-        WHERE NEW.user IS NOT NULL AND NOT EXISTS
-        (SELECT 1 FROM actors WHERE name = NEW.user AND userid IS NEW.userid);
-    UPDATE revision_data SET revid = NEW.revid, pageid = NEW.pageid, parentid = NEW.parentid,
-        timestamp = NEW.timestamp, actor = {_ACTOR_OF_NEW}, comment = NEW.comment,
-        minor = NEW.minor, size = NEW.size,
-        sha1 = CASE WHEN NEW.sha1 IS OLD.sha1 THEN sha1 ELSE NEW.sha1 END,
-        tags = CASE WHEN NEW.tags IS OLD.tags THEN tags ELSE nullif(NEW.tags, '[]') END,
-        texthidden = NEW.texthidden, userhidden = NEW.userhidden,
-        commenthidden = NEW.commenthidden, sha1hidden = NEW.sha1hidden,
-        suppressed = NEW.suppressed
-    WHERE revid = OLD.revid;
-END;
-CREATE TRIGGER revisions_delete INSTEAD OF DELETE ON revisions BEGIN
-    DELETE FROM revision_data WHERE revid = OLD.revid;
-END;
-CREATE TRIGGER slots_update INSTEAD OF UPDATE ON slots BEGIN
-    INSERT INTO content_kinds (content_model, content_format)
-        SELECT NEW.content_model, NEW.content_format WHERE NOT EXISTS {_KIND_OF_NEW};
-    UPDATE slot_data SET revid = NEW.revid, role = NEW.role, kind = {_KIND_OF_NEW},
-        size = NEW.size, texthidden = NEW.texthidden, missing = NEW.missing,
-        sha1 = CASE WHEN NEW.sha1 IS OLD.sha1 THEN sha1 ELSE NEW.sha1 END,
-        text_id = CASE WHEN NEW.text_sha1 IS OLD.text_sha1 THEN NEW.text_id
-            WHEN NEW.text_sha1 IS NULL THEN NULL
-            ELSE (SELECT id FROM text_data WHERE lower(hex(sha1)) = lower(NEW.text_sha1)) END
-    WHERE revid = OLD.revid AND role = OLD.role;
-END;
-CREATE TRIGGER slots_delete INSTEAD OF DELETE ON slots BEGIN
-    DELETE FROM slot_data WHERE revid = OLD.revid AND role = OLD.role;
-END;
-CREATE TRIGGER texts_update INSTEAD OF UPDATE ON texts BEGIN
-    UPDATE text_data SET depth = NEW.depth, size = NEW.size, children = NEW.children,
-        data = NEW.data,
-        base = CASE WHEN NEW.base IS OLD.base THEN base WHEN NEW.base IS NULL THEN NULL
-            ELSE (SELECT b.id FROM text_data b WHERE lower(hex(b.sha1)) = lower(NEW.base)) END
-    WHERE id = OLD.id;
-END;
-CREATE TRIGGER texts_delete INSTEAD OF DELETE ON texts BEGIN
-    DELETE FROM text_data WHERE id = OLD.id;
-END;
--- A text removed from the store (hidden or deleted on the wiki) must not live
--- on in the search index's copy until the next search.
-CREATE TRIGGER search_forget_text AFTER DELETE ON text_data BEGIN
-    DELETE FROM search_index WHERE rowid IN
-        (SELECT pageid FROM search_indexed WHERE text_sha1 = lower(hex(OLD.sha1)));
-    DELETE FROM search_indexed WHERE text_sha1 = lower(hex(OLD.sha1));
-END;
-"""
-
-# The rows of the first schema, converted. Old frames are kept as they are (the
-# reader tells them by their magic number): upgrading costs no recompression.
-_COPY_OLD_ROWS = """
-INSERT INTO actors (name, userid)
-    SELECT user, userid FROM revisions WHERE user IS NOT NULL
-    GROUP BY user, userid ORDER BY min(revid);
-INSERT INTO content_kinds (content_model, content_format)
-    SELECT DISTINCT content_model, content_format FROM slots;
-INSERT INTO text_data (id, sha1, base, depth, size, children, data)
-    SELECT t.rowid, _sha1_bytes(t.sha1), b.rowid, t.depth, t.size, t.children, t.data
-    FROM texts t LEFT JOIN texts b ON b.sha1 = t.base ORDER BY t.rowid;
-INSERT INTO revision_data
-    SELECT r.revid, r.pageid, r.parentid, r.timestamp, a.id, r.comment, r.minor, r.size,
-        CASE WHEN r.sha1 = (SELECT s.text_sha1 FROM slots s
-                            WHERE s.revid = r.revid AND s.role = 'main') THEN '' ELSE r.sha1 END,
-        nullif(r.tags, '[]'), r.texthidden, r.userhidden, r.commenthidden, r.sha1hidden,
-        r.suppressed
-    FROM revisions r LEFT JOIN actors a ON a.name = r.user AND a.userid IS r.userid
-    ORDER BY r.revid;
-INSERT INTO slot_data
-    SELECT s.revid, s.role, k.id, s.size,
-        CASE WHEN s.sha1 = s.text_sha1 THEN '' ELSE s.sha1 END, t.rowid, s.texthidden, s.missing
-    FROM slots s
-    LEFT JOIN content_kinds k
-        ON k.content_model IS s.content_model AND k.content_format IS s.content_format
-    LEFT JOIN texts t ON t.sha1 = s.text_sha1
-    ORDER BY s.revid, s.role;
-DROP TABLE slots;
-DROP TABLE revisions;
-DROP TABLE texts;
-"""
-
-
-def _executescript(db: sqlite_utils.Database, script: str) -> None:
-    # Statement by statement: sqlite3's executescript() would COMMIT the
-    # migration's transaction. (No statement here holds a ';' inside a string.)
-    for statement in _statements(script):
-        db.execute(statement)
-
-
-def _statements(script: str) -> list[str]:
-    out: list[str] = []
-    pending = ""
-    for line in script.splitlines(keepends=True):
-        if line.lstrip().startswith("--"):
-            continue
-        pending += line
-        if sqlite3.complete_statement(pending):
-            out.append(pending.strip())
-            pending = ""
-    assert not pending.strip(), pending
+def table_declarations() -> dict[str, str]:
+    """Each table's CREATE TABLE statement in schema.sql, by name."""
+    out = {}
+    for statement in statements(declarations()):
+        words = statement.split(None, 3)
+        if words[:2] == ["CREATE", "TABLE"]:
+            out[words[2]] = statement.rstrip(";")
     return out
-
-
-def _compact_store(db: sqlite_utils.Database) -> None:
-    db.conn.create_function("_sha1_bytes", 1, _sha1_bytes, deterministic=True)
-    _executescript(db, _COMPACT_TABLES)
-    _executescript(db, _COPY_OLD_ROWS)
-    _executescript(db, _COMPACT_INDEXES)
-    _executescript(db, _COMPACT_VIEWS)
-    _executescript(db, _COMPACT_TRIGGERS)
-
-
-def _sha1_bytes(hex_sha1: str) -> bytes:
-    return bytes.fromhex(hex_sha1)
-
-
-# -- packed texts ---------------------------------------------------------------------
-#
-# One zstd frame per text (a delta against another text) made the texts 3.5
-# times 7z's archive of the same history: every frame paid its own entropy
-# tables and header. Now the texts of a page are packed (storage/packs.py);
-# text_data keeps one row per distinct text, ids unchanged, so slot_data
-# needs no change.
-
-PACKED_TEXTS = "packed texts: line deltas, one zstd frame per pack"
-
-_PACK_TABLES = """
-CREATE TABLE text_packs (
-    id INTEGER PRIMARY KEY,
-    pageid INTEGER,
-    role TEXT NOT NULL,
-    records INTEGER NOT NULL,
-    size INTEGER NOT NULL,
-    data BLOB NOT NULL
-);
-CREATE INDEX idx_text_packs_page ON text_packs (pageid, role);
-CREATE TABLE text_data (
-    id INTEGER PRIMARY KEY,
-    sha1 BLOB NOT NULL,
-    size INTEGER NOT NULL,
-    pack INTEGER REFERENCES text_packs (id),
-    position INTEGER
-);
--- The dedup lookup: 8 bytes of each SHA-1 are as selective as 20, and smaller.
-CREATE INDEX idx_text_data_sha1 ON text_data (substr(sha1, 1, 8));
--- The texts of a pack, to write it again without a purged one.
-CREATE INDEX idx_text_data_pack ON text_data (pack, position);
-CREATE VIEW texts AS SELECT
-    t.id, lower(hex(t.sha1)) AS sha1, t.size, t.pack, t.position
-FROM text_data t;
--- A text removed from the store (hidden or deleted on the wiki) must not live
--- on in the search index's copy until the next search.
-CREATE TRIGGER search_forget_text AFTER DELETE ON text_data BEGIN
-    DELETE FROM search_index WHERE rowid IN
-        (SELECT pageid FROM search_indexed WHERE text_sha1 = lower(hex(OLD.sha1)));
-    DELETE FROM search_indexed WHERE text_sha1 = lower(hex(OLD.sha1));
-END;
-"""
-
-# Each page+slot's texts in the order of its history; a text used by several
-# pages goes with the first.
-_TEXTS_IN_HISTORY_ORDER = """
-SELECT r.pageid, s.role, s.text_id FROM slot_data s JOIN revision_data r ON r.revid = s.revid
-WHERE s.text_id IS NOT NULL ORDER BY r.pageid, s.role, r.timestamp, r.revid
-"""
-
-
-def _pack_texts(db: sqlite_utils.Database) -> None:
-    from .legacy_texts import LegacyTexts
-    from .textstore import PACK_TEXTS, TextStore
-
-    for statement in ("DROP VIEW texts", "DROP TRIGGER search_forget_text",
-                      "DROP INDEX idx_text_data_sha1", "DROP INDEX idx_text_data_base"):
-        db.execute(statement)  # the view's INSTEAD OF triggers go with it
-    # legacy: the views that name text_data must keep naming it, not follow the rename
-    db.execute("PRAGMA legacy_alter_table=ON")
-    try:
-        db.execute("ALTER TABLE text_data RENAME TO legacy_text_data")
-    finally:
-        db.execute("PRAGMA legacy_alter_table=OFF")
-    _executescript(db, _PACK_TABLES)
-    legacy, store = LegacyTexts(db.conn, "legacy_text_data"), TextStore(db.conn)
-    seen: set[int] = set()
-    for pageid, role, text_id in db.conn.execute(_TEXTS_IN_HISTORY_ORDER):
-        if text_id not in seen:
-            seen.add(text_id)
-            store.add_bytes(legacy.read(text_id), pageid, role, text_id)
-            if len(seen) % PACK_TEXTS == 0:
-                store.flush()
-    store.flush()
-    db.execute("DROP TABLE legacy_text_data")  # texts no slot used go with it
-
-
-MIGRATIONS: list[tuple[str, Migration]] = [
-    ("catalogue", _create_catalogue),
-    ("revisions", _create_revisions),
-    ("views", _create_views),
-    ("pages by namespace and pageid", _index_pages_by_namespace),
-    ("reading: views, user index, search index", _create_reading),
-    ("sync: tombstones, applied rcids, text reference indexes", _create_sync),
-    (COMPACT_STORE, _compact_store),
-    (PACKED_TEXTS, _pack_texts),
-]
 
 
 def _ensure_migrations_table(db: sqlite_utils.Database) -> None:
@@ -579,33 +49,66 @@ def schema_version(db: sqlite_utils.Database) -> int:
     return int(row[0] or 0)
 
 
-def migrate(db: sqlite_utils.Database) -> list[str]:
-    """Apply the pending migrations in order; returns their names.
+def migrate(db: sqlite_utils.Database, *, upto: int | None = None) -> list[str]:
+    """Bring the file to the current schema; returns the names of the steps applied.
 
-    BEGIN IMMEDIATE takes the write lock before reading the version, so two
-    processes opening a new mirror at once cannot both apply a migration.
+    An empty file gets the current schema in one step, recorded as every
+    migration at once. ``upto`` replays the migrations only that far instead,
+    from the first: how the tests make a mirror of an earlier version. BEGIN
+    IMMEDIATE takes the write lock before the version is read, so two
+    processes opening a new mirror at once cannot both create or upgrade it.
     """
-    applied: list[str] = []
     if not db.table("_migrations").exists():
         _ensure_migrations_table(db)
-    if schema_version(db) >= len(MIGRATIONS):
-        return applied  # the usual case: no write lock needed to open a mirror
-    for version, (name, migration) in enumerate(MIGRATIONS, start=1):
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            if schema_version(db) < version:
-                migration(db)
-                db.execute(
-                    "INSERT INTO _migrations (version, name, applied) VALUES (?, ?, ?)",
-                    [version, name, utc_now()],
-                )
-                applied.append(name)
-            db.execute("COMMIT")
-        except BaseException:
-            if db.conn.in_transaction:
-                db.execute("ROLLBACK")
-            raise
+    target = VERSION if upto is None else upto
+    if schema_version(db) >= target:
+        return []  # the usual case: no write lock needed to open a mirror
+    if upto is None and _transaction(db, _create):
+        return ["created"]
+    applied: list[str] = []
+    for version, (name, migration) in enumerate(MIGRATIONS[:target], start=1):
+
+        def step(db: sqlite_utils.Database, version: int = version, name: str = name,
+                 migration: Migration = migration) -> bool:
+            if schema_version(db) >= version:
+                return False
+            migration(db)
+            db.execute("INSERT INTO _migrations (version, name, applied) VALUES (?, ?, ?)",
+                       [version, name, utc_now()])
+            return True
+
+        if _transaction(db, step):
+            applied.append(name)
     return applied
+
+
+def _create(db: sqlite_utils.Database) -> bool:
+    """The current schema in an empty file; False if the file is not empty."""
+    if schema_version(db) or _has_tables(db):
+        return False
+    executescript(db, declarations())
+    db.conn.executemany(
+        "INSERT INTO _migrations (version, name, applied) VALUES (?, ?, ?)",
+        [(version, name, utc_now()) for version, (name, _) in enumerate(MIGRATIONS, start=1)])
+    return True
+
+
+def _transaction(db: sqlite_utils.Database, work: Callable[[sqlite_utils.Database], bool]) -> bool:
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        done = work(db)
+        db.execute("COMMIT")
+    except BaseException:
+        if db.conn.in_transaction:
+            db.execute("ROLLBACK")
+        raise
+    return done
+
+
+def _has_tables(db: sqlite_utils.Database) -> bool:
+    row = db.execute("SELECT count(*) FROM sqlite_schema WHERE type = 'table'"
+                     " AND name != '_migrations'").fetchone()
+    return bool(row[0])
 
 
 def utc_now() -> str:

@@ -187,8 +187,8 @@ def test_a_hidden_text_is_never_read(mirror: Mirror) -> None:
     leaked = rev(14, 1, "2024-01-05T00:00:00Z", "SECRET", parentid=13)
     mirror.write_batch(RevisionBatch([], [leaked]), "cp", None, False)
     # Hide it afterwards without dropping the stored text, as a damaged store might.
-    mirror.db.execute("UPDATE revisions SET texthidden = 1 WHERE revid = 14")
-    mirror.db.execute("UPDATE slots SET texthidden = 1 WHERE revid = 14")
+    mirror.db.execute("UPDATE revision_data SET texthidden = 1 WHERE revid = 14")
+    mirror.db.execute("UPDATE slot_data SET texthidden = 1 WHERE revid = 14")
     read: list[str] = []
     original = mirror.read_text
     mirror.read_text = lambda sha: read.append(sha) or original(sha)  # type: ignore[method-assign]
