@@ -21,7 +21,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from .mirror import Mirror, actor_id, content_kind_id, sha1_column
+from .mirror import Mirror, actor_id, content_kind_id, sha1_column, timestamp_column
 from .records import PageRecord, RevisionRecord, SlotRecord
 from .schema import utc_now
 
@@ -261,7 +261,8 @@ def _update_revision(conn: sqlite3.Connection, revid: int, old: _MetaRow, new: _
         return False
     user, userid = new[3], new[4]
     actor = None if user is None else actor_id(conn, user, userid)
-    row = (*new[:3], actor, *new[5:8], sha1, _tags_column(new[9]), *new[10:])
+    row = (*new[:2], timestamp_column(new[2]), actor, *new[5:8], sha1, _tags_column(new[9]),
+           *new[10:])
     conn.execute(_UPDATE_REVISION, (*row, revid))
     if user is not None:
         conn.execute(_UPSERT_USER, (user, userid))

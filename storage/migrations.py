@@ -613,6 +613,64 @@ def _current_declarations(db: sqlite_utils.Database) -> None:
         db.execute("PRAGMA writable_schema = OFF")
 
 
+# -- integer timestamps ------------------------------------------------------------------
+#
+# A revision's timestamp as seconds since 1970 (4 bytes) instead of ISO text
+# (20), in its row and again in the history index; the views show ISO 8601.
+
+INTEGER_TIMESTAMPS = "integer timestamps in revision_data"
+
+_ISO = "'%Y-%m-%dT%H:%M:%SZ'"
+_VIEWS_ON_SECONDS = f"""
+CREATE VIEW revisions AS SELECT
+    r.revid, r.pageid, r.parentid, strftime({_ISO}, r.timestamp, 'unixepoch') AS timestamp,
+    (SELECT a.name FROM actors a WHERE a.id = r.actor) AS user,
+    (SELECT a.userid FROM actors a WHERE a.id = r.actor) AS userid,
+    r.comment, r.minor, r.size,
+    CASE r.sha1 WHEN '' THEN (SELECT lower(hex(t.sha1)) FROM slot_data s JOIN text_data t
+    ON t.id = s.text_id WHERE s.revid = r.revid AND s.role = 'main') ELSE r.sha1 END AS sha1,
+    coalesce(r.tags, '[]') AS tags,
+    r.texthidden, r.userhidden, r.commenthidden, r.sha1hidden, r.suppressed
+FROM revision_data r;
+CREATE VIEW latest_revisions AS
+SELECT p.pageid, p.ns, n.name AS namespace, p.title,
+       r.revid, r.timestamp, r.user
+FROM pages p
+JOIN revisions r ON r.revid = (SELECT r2.revid FROM revision_data r2 WHERE r2.pageid = p.pageid
+                               ORDER BY r2.timestamp DESC, r2.revid DESC LIMIT 1)
+LEFT JOIN namespaces n ON n.id = p.ns;
+CREATE VIEW page_summary AS
+SELECT p.pageid, p.ns, n.name AS namespace, p.title, p.is_redirect, p.length,
+       (SELECT count(*) FROM revision_data r WHERE r.pageid = p.pageid) AS revisions,
+       (SELECT strftime({_ISO}, min(timestamp), 'unixepoch') FROM revision_data r
+        WHERE r.pageid = p.pageid) AS first_edit,
+       (SELECT strftime({_ISO}, max(timestamp), 'unixepoch') FROM revision_data r
+        WHERE r.pageid = p.pageid) AS last_edit
+FROM pages p
+LEFT JOIN namespaces n ON n.id = p.ns;
+"""
+
+
+def _integer_timestamps(db: sqlite_utils.Database) -> None:
+    for view in ("revisions", "latest_revisions", "page_summary"):
+        db.execute(f"DROP VIEW {view}")
+    version = int(db.execute("PRAGMA schema_version").fetchone()[0])
+    # The declared type decides how a value is stored (TEXT would turn the
+    # numbers back into text); changing it leaves the rows as they are, and
+    # every row is rewritten below.
+    db.execute("PRAGMA writable_schema = ON")
+    try:
+        db.execute("UPDATE sqlite_schema SET sql = replace(sql, 'timestamp TEXT NOT NULL',"
+                   " 'timestamp INTEGER NOT NULL') WHERE type = 'table' AND name = 'revision_data'")
+        db.execute(f"PRAGMA schema_version = {version + 1}")
+    finally:
+        db.execute("PRAGMA writable_schema = OFF")
+    # strftime('%s') accepts exactly the API's form; anything else is NULL,
+    # which NOT NULL refuses: the upgrade then fails whole, the file unchanged.
+    db.execute("UPDATE revision_data SET timestamp = CAST(strftime('%s', timestamp) AS INTEGER)")
+    executescript(db, _VIEWS_ON_SECONDS)
+
+
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("catalogue", _create_catalogue),
     ("revisions", _create_revisions),
@@ -623,6 +681,7 @@ MIGRATIONS: list[tuple[str, Migration]] = [
     (COMPACT_STORE, _compact_store),
     (PACKED_TEXTS, _pack_texts),
     (CURRENT_DECLARATIONS, _current_declarations),
+    (INTEGER_TIMESTAMPS, _integer_timestamps),
 ]
 
 

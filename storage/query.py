@@ -33,8 +33,9 @@ class PageRow:
 
 
 _PAGE_COLUMNS = """p.pageid, p.ns, p.title, p.is_redirect, p.length,
-    (SELECT count(*) FROM revisions r WHERE r.pageid = p.pageid),
-    (SELECT max(timestamp) FROM revisions r WHERE r.pageid = p.pageid)"""
+    (SELECT count(*) FROM revision_data r WHERE r.pageid = p.pageid),
+    (SELECT strftime('%Y-%m-%dT%H:%M:%SZ', max(timestamp), 'unixepoch') FROM revision_data r
+     WHERE r.pageid = p.pageid)"""
 
 
 def _page_row(row: tuple[Any, ...]) -> PageRow:

@@ -5,7 +5,8 @@
 -- explains every table and view.
 --
 -- Names are meant to be read by people (e.g. in Datasette); booleans are
--- INTEGER 0/1, JSON is TEXT, timestamps ISO 8601 TEXT.
+-- INTEGER 0/1, JSON is TEXT, timestamps ISO 8601 TEXT (but revision_data's,
+-- below, which the views show as ISO 8601).
 
 -- -- the wiki ---------------------------------------------------------------------------
 
@@ -47,12 +48,13 @@ CREATE TABLE content_kinds (id INTEGER PRIMARY KEY, content_model TEXT, content_
 
 -- sha1 columns of revision_data and slot_data: '' means "the SHA-1 of the stored
 -- text" (the main slot's text for a revision), NULL none (hidden or unknown),
--- anything else the wiki's value as given.
+-- anything else the wiki's value as given. timestamp: seconds since 1970 UTC,
+-- 4 bytes where the ISO text took 20 (and as many again in the history index).
 CREATE TABLE revision_data (
     revid INTEGER PRIMARY KEY,
     pageid INTEGER NOT NULL,
     parentid INTEGER,
-    timestamp TEXT NOT NULL,
+    timestamp INTEGER NOT NULL,
     actor INTEGER REFERENCES actors (id),
     comment TEXT,
     minor INTEGER,
@@ -158,7 +160,7 @@ END;
 -- query (also as the right side of a LEFT JOIN), so its indexes keep serving.
 
 CREATE VIEW revisions AS SELECT
-    r.revid, r.pageid, r.parentid, r.timestamp,
+    r.revid, r.pageid, r.parentid, strftime('%Y-%m-%dT%H:%M:%SZ', r.timestamp, 'unixepoch') AS timestamp,
     (SELECT a.name FROM actors a WHERE a.id = r.actor) AS user,
     (SELECT a.userid FROM actors a WHERE a.id = r.actor) AS userid,
     r.comment, r.minor, r.size,
@@ -189,7 +191,7 @@ CREATE VIEW latest_revisions AS
 SELECT p.pageid, p.ns, n.name AS namespace, p.title,
        r.revid, r.timestamp, r.user
 FROM pages p
-JOIN revisions r ON r.revid = (SELECT r2.revid FROM revisions r2 WHERE r2.pageid = p.pageid
+JOIN revisions r ON r.revid = (SELECT r2.revid FROM revision_data r2 WHERE r2.pageid = p.pageid
                                ORDER BY r2.timestamp DESC, r2.revid DESC LIMIT 1)
 LEFT JOIN namespaces n ON n.id = p.ns;
 
@@ -205,9 +207,11 @@ LEFT JOIN namespaces n ON n.id = p.ns;
 -- rows) then costs 100 index probes, not a pass over every revision.
 CREATE VIEW page_summary AS
 SELECT p.pageid, p.ns, n.name AS namespace, p.title, p.is_redirect, p.length,
-       (SELECT count(*) FROM revisions r WHERE r.pageid = p.pageid) AS revisions,
-       (SELECT min(timestamp) FROM revisions r WHERE r.pageid = p.pageid) AS first_edit,
-       (SELECT max(timestamp) FROM revisions r WHERE r.pageid = p.pageid) AS last_edit
+       (SELECT count(*) FROM revision_data r WHERE r.pageid = p.pageid) AS revisions,
+       (SELECT strftime('%Y-%m-%dT%H:%M:%SZ', min(timestamp), 'unixepoch') FROM revision_data r
+        WHERE r.pageid = p.pageid) AS first_edit,
+       (SELECT strftime('%Y-%m-%dT%H:%M:%SZ', max(timestamp), 'unixepoch') FROM revision_data r
+        WHERE r.pageid = p.pageid) AS last_edit
 FROM pages p
 LEFT JOIN namespaces n ON n.id = p.ns;
 

@@ -30,7 +30,7 @@ _STALE = """
     SELECT p.pageid, p.title, r.revid, s.text_sha1
     FROM pages p
     LEFT JOIN revisions r ON r.revid = (
-        SELECT r2.revid FROM revisions r2 WHERE r2.pageid = p.pageid
+        SELECT r2.revid FROM revision_data r2 WHERE r2.pageid = p.pageid
         ORDER BY r2.timestamp DESC, r2.revid DESC LIMIT 1)
     LEFT JOIN slots s ON s.revid = r.revid AND s.role = 'main' AND s.texthidden = 0
         AND r.texthidden = 0

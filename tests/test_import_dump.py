@@ -612,3 +612,12 @@ def test_reading_in_a_second_process_gives_the_same_mirror(tmp_path: Path) -> No
             ])
     assert results[0] == results[1] and results[0][2] > dumpimport.BATCH_REVISIONS
     assert tables[0] == tables[1]
+
+
+def test_a_completed_import_leaves_the_file_compact(big_dump: Path, tmp_path: Path) -> None:
+    done = harvester("import-dump", str(big_dump), "--mirror", str(tmp_path / "cli"), "--quiet")
+    assert done.returncode == 0, done.stderr
+    import_file(big_dump, tmp_path / "bare")  # the same rows, as the batches left the file
+    cli, bare = (tmp_path / name / "mirror.sqlite" for name in ("cli", "bare"))
+    assert cli.stat().st_size < 0.97 * bare.stat().st_size
+    assert export(tmp_path / "cli") == export(tmp_path / "bare")

@@ -116,7 +116,14 @@ def as_mirror_before_packs(source: Path, target: Path) -> None:
     conn.execute("ATTACH ? AS source", (str(source / DB_NAME),))
     with conn:
         for table in _COPIED:
-            conn.execute(f"INSERT INTO {table} SELECT * FROM source.{table}")
+            if table == "revision_data":  # its timestamps were ISO text then
+                conn.execute(
+                    "INSERT INTO revision_data SELECT revid, pageid, parentid,"
+                    " strftime('%Y-%m-%dT%H:%M:%SZ', timestamp, 'unixepoch'), actor, comment,"
+                    " minor, size, sha1, tags, texthidden, userhidden, commenthidden,"
+                    " sha1hidden, suppressed FROM source.revision_data")
+            else:
+                conn.execute(f"INSERT INTO {table} SELECT * FROM source.{table}")
         previous: tuple[int, bytes, int, int] | None = None  # id, bytes, pack, depth
         for tid, sha1, data, pack in texts:
             base = previous if previous and previous[2] == pack and previous[3] < 16 else None
