@@ -671,6 +671,15 @@ def _integer_timestamps(db: sqlite_utils.Database) -> None:
     executescript(db, _VIEWS_ON_SECONDS)
 
 
+# -- no index on actor ------------------------------------------------------------------
+
+NO_ACTOR_INDEX = "no index on revision_data.actor: no command needs it"
+
+
+def _drop_actor_index(db: sqlite_utils.Database) -> None:
+    db.execute("DROP INDEX IF EXISTS idx_revision_data_actor")
+
+
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("catalogue", _create_catalogue),
     ("revisions", _create_revisions),
@@ -682,6 +691,7 @@ MIGRATIONS: list[tuple[str, Migration]] = [
     (PACKED_TEXTS, _pack_texts),
     (CURRENT_DECLARATIONS, _current_declarations),
     (INTEGER_TIMESTAMPS, _integer_timestamps),
+    (NO_ACTOR_INDEX, _drop_actor_index),
 ]
 
 

@@ -70,8 +70,8 @@ CREATE TABLE revision_data (
 -- A page's history in order: (pageid, timestamp), then revid, the rowid every
 -- index entry ends with. It also serves the revision counts per page.
 CREATE INDEX idx_revision_data_history ON revision_data (pageid, timestamp);
--- Edits by one author (user renames), distinct editors.
-CREATE INDEX idx_revision_data_actor ON revision_data (actor) WHERE actor IS NOT NULL;
+-- No index on actor: the commands that count by author (stats, user_edits)
+-- read every revision anyway, and a user rename, which scans, is rare.
 
 CREATE TABLE slot_data (
     revid INTEGER NOT NULL REFERENCES revision_data (revid),
