@@ -9,6 +9,7 @@ holds the two together).
 
 from __future__ import annotations
 
+import functools
 import sqlite3
 from collections.abc import Callable
 
@@ -355,6 +356,14 @@ _ACTOR_OF_NEW = """CASE WHEN NEW.user IS OLD.user AND NEW.userid IS OLD.userid T
     ELSE (SELECT id FROM actors WHERE name = NEW.user AND userid IS NEW.userid) END"""
 _KIND_OF_NEW = """(SELECT id FROM content_kinds
     WHERE content_model IS NEW.content_model AND content_format IS NEW.content_format)"""
+# A text removed from the store (hidden or deleted on the wiki) must not live
+# on in the search index's copy until the next search.
+_FORGET_TEXT = """CREATE TRIGGER search_forget_text AFTER DELETE ON text_data BEGIN
+    DELETE FROM search_index WHERE rowid IN
+        (SELECT pageid FROM search_indexed WHERE text_sha1 = lower(hex(OLD.sha1)));
+    DELETE FROM search_indexed WHERE text_sha1 = lower(hex(OLD.sha1));
+END;
+"""
 _COMPACT_TRIGGERS = f"""
 CREATE TRIGGER revisions_update INSTEAD OF UPDATE ON revisions BEGIN
     INSERT INTO actors (name, userid) SELECT NEW.user, NEW.userid
@@ -397,14 +406,7 @@ END;
 CREATE TRIGGER texts_delete INSTEAD OF DELETE ON texts BEGIN
     DELETE FROM text_data WHERE id = OLD.id;
 END;
--- A text removed from the store (hidden or deleted on the wiki) must not live
--- on in the search index's copy until the next search.
-CREATE TRIGGER search_forget_text AFTER DELETE ON text_data BEGIN
-    DELETE FROM search_index WHERE rowid IN
-        (SELECT pageid FROM search_indexed WHERE text_sha1 = lower(hex(OLD.sha1)));
-    DELETE FROM search_indexed WHERE text_sha1 = lower(hex(OLD.sha1));
-END;
-"""
+{_FORGET_TEXT}"""
 
 # The rows of the first schema, converted. Old frames are kept as they are (the
 # reader tells them by their magic number): upgrading costs no recompression.
@@ -483,7 +485,7 @@ def _sha1_bytes(hex_sha1: str) -> bytes:
 
 PACKED_TEXTS = "packed texts: line deltas, one zstd frame per pack"
 
-_PACK_TABLES = """
+_PACK_TABLES = f"""
 CREATE TABLE text_packs (
     id INTEGER PRIMARY KEY,
     pageid INTEGER,
@@ -507,14 +509,7 @@ CREATE INDEX idx_text_data_pack ON text_data (pack, position);
 CREATE VIEW texts AS SELECT
     t.id, lower(hex(t.sha1)) AS sha1, t.size, t.pack, t.position
 FROM text_data t;
--- A text removed from the store (hidden or deleted on the wiki) must not live
--- on in the search index's copy until the next search.
-CREATE TRIGGER search_forget_text AFTER DELETE ON text_data BEGIN
-    DELETE FROM search_index WHERE rowid IN
-        (SELECT pageid FROM search_indexed WHERE text_sha1 = lower(hex(OLD.sha1)));
-    DELETE FROM search_indexed WHERE text_sha1 = lower(hex(OLD.sha1));
-END;
-"""
+{_FORGET_TEXT}"""
 
 # Each page+slot's texts in the order of its history; a text used by several
 # pages goes with the first.
@@ -562,52 +557,45 @@ CURRENT_DECLARATIONS = "current declarations: no write triggers on views, foreig
 _WRITE_TRIGGERS = ("revisions_update", "revisions_delete", "slots_update", "slots_delete")
 
 
-# The two tables as declared from this step on (frozen here: a later change to
-# storage/schema.sql needs a step of its own).
-_DECLARED = {
-    "revision_data": """CREATE TABLE revision_data (
-    revid INTEGER PRIMARY KEY,
-    pageid INTEGER NOT NULL,
-    parentid INTEGER,
-    timestamp TEXT NOT NULL,
-    actor INTEGER REFERENCES actors (id),
-    comment TEXT,
-    minor INTEGER,
-    size INTEGER,
-    sha1 TEXT,
-    tags TEXT,
-    texthidden INTEGER,
-    userhidden INTEGER,
-    commenthidden INTEGER,
-    sha1hidden INTEGER,
-    suppressed INTEGER
-)""",
-    "slot_data": """CREATE TABLE slot_data (
-    revid INTEGER NOT NULL REFERENCES revision_data (revid),
-    role TEXT NOT NULL,
-    kind INTEGER REFERENCES content_kinds (id),
-    size INTEGER,
-    sha1 TEXT,
-    text_id INTEGER REFERENCES text_data (id),
-    texthidden INTEGER,
-    missing INTEGER,
-    PRIMARY KEY (revid, role)
-) WITHOUT ROWID""",
+# The references the two tables declare from this step on.
+_REFERENCES = {
+    "revision_data": [("actor INTEGER,", "actor INTEGER REFERENCES actors (id),")],
+    "slot_data": [
+        ("revid INTEGER NOT NULL,", "revid INTEGER NOT NULL REFERENCES revision_data (revid),"),
+        ("kind INTEGER,", "kind INTEGER REFERENCES content_kinds (id),"),
+        ("text_id INTEGER,", "text_id INTEGER REFERENCES text_data (id),"),
+    ],
 }
+
+
+def _with_references(table: str, sql: str) -> str:
+    for old, new in _REFERENCES[table]:
+        assert sql.count(old) == 1, (table, old)
+        sql = sql.replace(old, new)
+    return sql
 
 
 def _current_declarations(db: sqlite_utils.Database) -> None:
     for trigger in _WRITE_TRIGGERS:
         db.execute(f"DROP TRIGGER IF EXISTS {trigger}")
+    for table in _REFERENCES:
+        _redeclare(db, table, functools.partial(_with_references, table))
+
+
+def _redeclare(db: sqlite_utils.Database, table: str, change: Callable[[str], str]) -> None:
+    """Give a table a new CREATE TABLE statement that stores its rows the same way.
+
+    SQLite's documented way to change constraints and declarations that leave the
+    file's format as it is (https://sqlite.org/lang_altertable.html#otheralter):
+    edit the schema's text, then bump the schema version.
+    """
+    (old,) = db.execute("SELECT sql FROM sqlite_schema WHERE type = 'table' AND name = ?",
+                        [table]).fetchone()
     version = int(db.execute("PRAGMA schema_version").fetchone()[0])
-    # SQLite's documented way to change constraints that leave the file's format as
-    # it is (https://sqlite.org/lang_altertable.html#otheralter): edit the schema
-    # text, bump the schema version.
     db.execute("PRAGMA writable_schema = ON")
     try:
-        for table in ("revision_data", "slot_data"):
-            db.execute("UPDATE sqlite_schema SET sql = ? WHERE type = 'table' AND name = ?",
-                       [_DECLARED[table], table])
+        db.execute("UPDATE sqlite_schema SET sql = ? WHERE type = 'table' AND name = ?",
+                   [change(old), table])
         db.execute(f"PRAGMA schema_version = {version + 1}")
     finally:
         db.execute("PRAGMA writable_schema = OFF")
@@ -654,17 +642,11 @@ LEFT JOIN namespaces n ON n.id = p.ns;
 def _integer_timestamps(db: sqlite_utils.Database) -> None:
     for view in ("revisions", "latest_revisions", "page_summary"):
         db.execute(f"DROP VIEW {view}")
-    version = int(db.execute("PRAGMA schema_version").fetchone()[0])
     # The declared type decides how a value is stored (TEXT would turn the
     # numbers back into text); changing it leaves the rows as they are, and
     # every row is rewritten below.
-    db.execute("PRAGMA writable_schema = ON")
-    try:
-        db.execute("UPDATE sqlite_schema SET sql = replace(sql, 'timestamp TEXT NOT NULL',"
-                   " 'timestamp INTEGER NOT NULL') WHERE type = 'table' AND name = 'revision_data'")
-        db.execute(f"PRAGMA schema_version = {version + 1}")
-    finally:
-        db.execute("PRAGMA writable_schema = OFF")
+    _redeclare(db, "revision_data", lambda sql: sql.replace(
+        "timestamp TEXT NOT NULL", "timestamp INTEGER NOT NULL"))
     # strftime('%s') accepts exactly the API's form; anything else is NULL,
     # which NOT NULL refuses: the upgrade then fails whole, the file unchanged.
     db.execute("UPDATE revision_data SET timestamp = CAST(strftime('%s', timestamp) AS INTEGER)")
