@@ -156,17 +156,18 @@ class TextStore:
         self._packs.clear()
 
     def _append(self, pageid: int | None, role: str, texts: list[_Pending]) -> None:
-        row = self._conn.execute(
-            "SELECT id, records, size FROM text_packs WHERE pageid IS ? AND role = ?"
-            " ORDER BY id DESC LIMIT 1", (pageid, role)).fetchone()
+        """New packs for the texts, then the page's newest packs merged while the one
+        before is no more than twice as big as the one after it.
+
+        Rewriting the page's last pack for every transaction that adds to it
+        would cost a crawl that gets a page's revisions a few at a time (a walk
+        by time: allrevisions) the whole pack each time. Merging packs of
+        similar size keeps the pack sizes of a page falling geometrically from
+        the oldest, as a binary counter does: a text is rewritten a few times
+        (the logarithm of the page's texts), and a read still decompresses
+        one pack.
+        """
         start = 0
-        if row is not None and row[1] < self.pack_texts and row[2] < self.pack_bytes:
-            pack_id, count = int(row[0]), int(row[1])
-            payload, spans = self._payload(pack_id)
-            last = packs.read_record(payload, spans, count - 1)
-            writer = packs.PackWriter(payload, count, last)
-            start = self._fill(writer, texts)
-            self._write_pack(pack_id, writer, texts[:start])
         while start < len(texts):
             writer = packs.PackWriter()
             taken = self._fill(writer, texts[start:])
@@ -175,13 +176,47 @@ class TextStore:
                 " VALUES (?, ?, 0, 0, x'')", (pageid, role))
             self._write_pack(int(cursor.lastrowid or 0), writer, texts[start : start + taken])
             start += taken
+        open_packs = [(int(r[0]), int(r[1]), int(r[2])) for r in self._conn.execute(
+            "SELECT id, records, size FROM text_packs WHERE pageid IS ? AND role = ?"
+            " ORDER BY id", (pageid, role))]
+        while len(open_packs) >= 2:
+            (first, count, size), (second, more, _) = open_packs[-2:]
+            if count > 2 * more or count >= self.pack_texts or size >= self.pack_bytes:
+                break
+            open_packs[-2:] = self._merge(first, count, second)
+
+    def _merge(self, first: int, count: int, second: int) -> list[tuple[int, int, int]]:
+        """Move the texts of pack ``second`` to the end of pack ``first`` (of ``count``
+        texts), as many as it takes; returns the packs left, with their records and sizes."""
+        payload, spans = self._payload(first)
+        writer = packs.PackWriter(payload, count, packs.read_record(payload, spans, count - 1))
+        ids = [int(row[0]) for row in self._conn.execute(
+            "SELECT id FROM text_data WHERE pack = ? ORDER BY position", (second,))]
+        texts = list(packs.all_texts(self._payload(second)[0]))
+        moved = 0
+        while moved < len(texts) and not self._full(writer):
+            writer.add(texts[moved])
+            moved += 1
+        self._write_pack(first, writer, [_Pending(i, b"") for i in ids[:moved]])
+        left = [(first, writer.count, len(writer.payload))]
+        if moved == len(texts):
+            self._conn.execute("DELETE FROM text_packs WHERE id = ?", (second,))
+            self._packs.discard(second)
+            return left
+        rest = packs.PackWriter()
+        for text in texts[moved:]:
+            rest.add(text)
+        self._write_pack(second, rest, [_Pending(i, b"") for i in ids[moved:]])
+        return [*left, (second, rest.count, len(rest.payload))]
+
+    def _full(self, writer: packs.PackWriter) -> bool:
+        return writer.count >= self.pack_texts or len(writer.payload) >= self.pack_bytes
 
     def _fill(self, writer: packs.PackWriter, texts: list[_Pending]) -> int:
         """Append as many of ``texts`` as the pack takes (one at least); returns how many."""
         taken = 0
         for text in texts:
-            if taken and (writer.count >= self.pack_texts
-                          or len(writer.payload) >= self.pack_bytes):
+            if taken and self._full(writer):
                 break
             writer.add(text.data)
             taken += 1

@@ -299,7 +299,8 @@ def test_garbage_collection_across_packs_and_snapshots(tmp_path: Path, seed: int
         revs = [rev(i + 1, t) for i, t in enumerate(history)]
         for start in range(0, 60, 25):  # several transactions: packs grow by appends
             store(mirror, revs[start : start + 25])
-        assert rows(mirror, "SELECT count(*), sum(records) FROM text_packs") == [(4, 60)]
+        [(count, records)] = rows(mirror, "SELECT count(*), sum(records) FROM text_packs")
+        assert count >= 4 and records == 60
         rng = random.Random(seed)
         # A snapshot, a delta right after one, the last text of a pack, then
         # random sets (runs, whole packs' worth) in three more rounds.
