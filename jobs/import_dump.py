@@ -120,6 +120,7 @@ def run_import(settings: Settings, heads: list[DumpHead], live: LiveWiki | None)
         with MirrorLock(directory), Mirror.open(directory, create=True) as mirror:
             summary = import_into(mirror, settings, heads, live)
             if any(r.new_revisions for r in summary.results):
+                mirror.tighten_packs()
                 mirror.rewrite_file()
     except DumpError as exc:  # the input's fault: a usage error, not the mirror's
         raise ConfigError(str(exc)) from exc

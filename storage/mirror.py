@@ -184,6 +184,17 @@ class Mirror:
             self._rollback()
             raise
 
+    def tighten_packs(self, pages_per_transaction: int = 200) -> int:
+        """Pack each page's texts tight after a crawl or an import (textstore.tighten);
+        returns how many page+slots were. A transaction every few pages, so an
+        interruption keeps what is done; running it again finishes it."""
+        loose = self.texts.pages_with_loose_packs()
+        for start in range(0, len(loose), pages_per_transaction):
+            with self.transaction():
+                for pageid, role in loose[start : start + pages_per_transaction]:
+                    self.texts.tighten(pageid, role)
+        return len(loose)
+
     def rewrite_file(self) -> None:
         """Rewrite the file with every page full (VACUUM), after a bulk load.
 

@@ -185,6 +185,30 @@ class TextStore:
                 break
             open_packs[-2:] = self._merge(first, count, second)
 
+    def pages_with_loose_packs(self) -> list[tuple[int | None, str]]:
+        """The page+slots whose texts are in more packs than they need."""
+        return [(row[0], row[1]) for row in self._conn.execute(
+            "SELECT pageid, role FROM text_packs WHERE records < ? AND size < ?"
+            " GROUP BY pageid, role HAVING count(*) > 1",
+            (self.pack_texts, self.pack_bytes))]
+
+    def tighten(self, pageid: int | None, role: str) -> None:
+        """Merge a page+slot's packs into as few as they fit in (inside a transaction).
+
+        The merging as texts arrive leaves a page's newest texts in a few small
+        packs, each starting with a whole text; at the end of a crawl they are
+        packed tight once.
+        """
+        loose = [(int(r[0]), int(r[1]), int(r[2])) for r in self._conn.execute(
+            "SELECT id, records, size FROM text_packs WHERE pageid IS ? AND role = ?"
+            " ORDER BY id", (pageid, role))]
+        while len(loose) >= 2:
+            (first, count, size), (second, _, _) = loose[:2]
+            if count >= self.pack_texts or size >= self.pack_bytes:
+                loose.pop(0)
+                continue
+            loose[:2] = self._merge(first, count, second)
+
     def _merge(self, first: int, count: int, second: int) -> list[tuple[int, int, int]]:
         """Move the texts of pack ``second`` to the end of pack ``first`` (of ``count``
         texts), as many as it takes; returns the packs left, with their records and sizes."""

@@ -261,3 +261,19 @@ def test_the_reader_in_the_schema_docs_reads_every_text(mirror: Mirror) -> None:
     db = mirror.db.conn
     ids = [row[0] for row in db.execute("SELECT text_id FROM slots ORDER BY revid")]
     assert [namespace["read_text"](db, i).decode() for i in ids] == [*history, ""]
+
+
+def test_packs_written_a_text_at_a_time_are_tightened_into_one(tmp_path: Path) -> None:
+    histories = {pageid: edited_history(40, seed=pageid) for pageid in (1, 2, 3)}
+    with Mirror.open(tmp_path / "m", create=True) as m:
+        for i in range(40):  # one revision of each page per transaction, as a walk by time
+            store(m, [rev(pageid * 1000 + i, texts[i], pageid=pageid)
+                      for pageid, texts in histories.items()])
+        before = m.db.execute("SELECT count(*), sum(length(data)) FROM text_packs").fetchone()
+        assert before[0] > 3
+        assert m.tighten_packs() == 3
+        after = m.db.execute("SELECT count(*), sum(length(data)) FROM text_packs").fetchone()
+        assert after[0] == 3 and after[1] < before[1]
+        assert m.tighten_packs() == 0  # nothing left to do
+        for pageid, texts in histories.items():
+            assert [reread(m, pageid * 1000 + i) for i in range(40)] == texts
