@@ -193,6 +193,8 @@ class Mirror:
             with self.transaction():
                 for pageid, role in loose[start : start + pages_per_transaction]:
                     self.texts.tighten(pageid, role)
+        if loose:
+            self.give_back_space()
         return len(loose)
 
     def rewrite_file(self) -> None:

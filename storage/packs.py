@@ -10,9 +10,9 @@ content is a sequence of records:
               op*, where op := 0x00 start:u32le length:u32le   copy base[start:start+length]
                              | 0x01 length:u32le bytes[length]  insert these bytes
 
-The first record of a pack, and every SNAPSHOT_EVERY-th after it, is a
-snapshot, so reading record i applies at most SNAPSHOT_EVERY - 1 deltas after
-decompressing the frame. Deltas are cut on line boundaries, which keeps them
+The first record of a pack is a snapshot, and no more than SNAPSHOT_EVERY - 1
+deltas ever follow one, so reading a record applies at most that many deltas
+after decompressing the frame. Deltas are cut on line boundaries, which keeps them
 small on wikitext, and the frame's entropy coder then sees thousands of
 similar deltas at once: that is what brings a history below the size of 7z's
 archive of its XML (docs/benchmarks.md), where one frame per text paid its own
@@ -22,6 +22,7 @@ finds the previous snapshot in its window.
 
 from __future__ import annotations
 
+import functools
 import struct
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from itertools import accumulate
@@ -216,18 +217,25 @@ def apply(base: bytes, ops: bytes | memoryview) -> bytes:
 
 
 class PackWriter:
-    """Appends texts to a pack's payload, each a delta on the one before where it pays."""
+    """Appends texts to a pack's payload, each a delta on the one before where it pays,
+    and a whole text when the deltas since the last whole one would reach SNAPSHOT_EVERY."""
 
     def __init__(self, payload: bytes = b"", count: int = 0, last: bytes | None = None) -> None:
-        """``payload`` holds ``count`` records already, the last of them ``last``."""
+        """``payload`` holds ``count`` records already, the last of them ``last``
+        (None: the next text is stored whole)."""
         self.payload = bytearray(payload)
         self.count = count
         self._last = last
         self._last_lines: Lines | None = None
+        self._deltas = 0  # since the last whole text
+        if last is not None:
+            kinds = [kind for kind, _, _ in record_spans(bytes(payload))]
+            while kinds and kinds.pop() == DELTA:
+                self._deltas += 1
 
     def add(self, text: bytes) -> None:
         body, kind, lines = text, SNAPSHOT, None
-        if self._last is not None and self.count % SNAPSHOT_EVERY:
+        if self._last is not None and self._deltas < SNAPSHOT_EVERY - 1:
             lines = split_lines(text)
             ops = delta(self._last, text, self._last_lines, lines)
             if len(ops) < len(text):
@@ -235,6 +243,7 @@ class PackWriter:
         self.payload += _HEAD.pack(kind, len(body))
         self.payload += body
         self._last, self._last_lines = text, lines
+        self._deltas = self._deltas + 1 if kind == DELTA else 0
         self.count += 1
 
 
@@ -291,11 +300,18 @@ def all_texts(payload: bytes) -> Iterator[bytes]:
 
 def compress(payload: bytes | bytearray, level: int = LEVEL) -> bytes:
     """One standard zstd frame (magic, content size, checksum) of a payload."""
-    window = min(MAX_WINDOW_LOG, max(10, len(payload).bit_length()))
+    return _compressor(level, len(payload).bit_length()).compress(bytes(payload))
+
+
+@functools.lru_cache(maxsize=64)
+def _compressor(level: int, size_class: int) -> zstandard.ZstdCompressor:
+    """A compressor for payloads below 2**size_class bytes: building zstd's parameters
+    costs as much as compressing a small pack, so they are built once per class."""
+    window = min(MAX_WINDOW_LOG, max(10, size_class))
     params = zstandard.ZstdCompressionParameters.from_level(
-        level, source_size=len(payload), window_log=window, write_content_size=1,
+        level, source_size=(1 << size_class) - 1, window_log=window, write_content_size=1,
         write_checksum=1)
-    return zstandard.ZstdCompressor(compression_params=params).compress(bytes(payload))
+    return zstandard.ZstdCompressor(compression_params=params)
 
 
 def decompress(frame: bytes) -> bytes:

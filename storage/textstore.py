@@ -183,7 +183,7 @@ class TextStore:
             (first, count, size), (second, more, _) = open_packs[-2:]
             if count > 2 * more or count >= self.pack_texts or size >= self.pack_bytes:
                 break
-            open_packs[-2:] = self._merge(first, count, second)
+            open_packs[-2:] = self._merge(first, count, second, again=False)
 
     def pages_with_loose_packs(self) -> list[tuple[int | None, str]]:
         """The page+slots whose texts are in more packs than they need."""
@@ -209,13 +209,27 @@ class TextStore:
                 continue
             loose[:2] = self._merge(first, count, second)
 
-    def _merge(self, first: int, count: int, second: int) -> list[tuple[int, int, int]]:
+    def _merge(self, first: int, count: int, second: int,
+               again: bool = True) -> list[tuple[int, int, int]]:
         """Move the texts of pack ``second`` to the end of pack ``first`` (of ``count``
-        texts), as many as it takes; returns the packs left, with their records and sizes."""
+        texts), as many as it takes; returns the packs left, with their records and sizes.
+
+        ``again``: each moved text becomes a delta on the one before it (tighten).
+        Without, their records move as they are: the first stays a whole text,
+        which the frame's compression makes cheap, and no delta is worked out.
+        """
         payload, spans = self._payload(first)
-        writer = packs.PackWriter(payload, count, packs.read_record(payload, spans, count - 1))
         ids = [int(row[0]) for row in self._conn.execute(
             "SELECT id FROM text_data WHERE pack = ? ORDER BY position", (second,))]
+        if not again:
+            added, _ = self._payload(second)
+            if count + len(ids) <= self.pack_texts and len(payload) + len(added) < self.pack_bytes:
+                writer = packs.PackWriter(payload + added, count + len(ids))
+                self._write_pack(first, writer, [_Pending(i, b"") for i in ids])
+                self._conn.execute("DELETE FROM text_packs WHERE id = ?", (second,))
+                self._packs.discard(second)
+                return [(first, writer.count, len(writer.payload))]
+        writer = packs.PackWriter(payload, count, packs.read_record(payload, spans, count - 1))
         texts = list(packs.all_texts(self._payload(second)[0]))
         moved = 0
         while moved < len(texts) and not self._full(writer):

@@ -277,3 +277,29 @@ def test_packs_written_a_text_at_a_time_are_tightened_into_one(tmp_path: Path) -
         assert m.tighten_packs() == 0  # nothing left to do
         for pageid, texts in histories.items():
             assert [reread(m, pageid * 1000 + i) for i in range(40)] == texts
+
+
+def longest_delta_run(data: bytes) -> int:
+    longest = run = 0
+    for kind, _, _ in packs.record_spans(packs.decompress(data)):
+        run = run + 1 if kind == packs.DELTA else 0
+        longest = max(longest, run)
+    return longest
+
+
+def test_no_read_applies_more_than_63_deltas_however_packs_were_merged(tmp_path: Path) -> None:
+    history = [t.replace(" w1", "\nw1") for t in edited_history(400)]
+    rng = random.Random(4)
+    with Mirror.open(tmp_path / "m", create=True) as m:
+        m.texts = TextStore(m.db.conn, pack_texts=150)
+        at = 0
+        while at < len(history):
+            step = rng.randint(1, 40)
+            store(m, [rev(i + 1, history[i]) for i in range(at, min(len(history), at + step))])
+            at += step
+            for (data,) in m.db.execute("SELECT data FROM text_packs"):
+                assert longest_delta_run(data) <= packs.SNAPSHOT_EVERY - 1
+        m.tighten_packs()
+        frames = [data for (data,) in m.db.execute("SELECT data FROM text_packs")]
+        assert all(longest_delta_run(data) <= packs.SNAPSHOT_EVERY - 1 for data in frames)
+        assert [reread(m, i + 1) for i in range(len(history))] == history
