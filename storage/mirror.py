@@ -188,7 +188,7 @@ class Mirror:
         """Pack each page's texts tight after a crawl or an import (textstore.tighten);
         returns how many page+slots were. A transaction every few pages, so an
         interruption keeps what is done; running it again finishes it."""
-        loose = self.texts.pages_with_loose_packs()
+        loose = self.texts.pages_with_open_packs()
         for start in range(0, len(loose), pages_per_transaction):
             with self.transaction():
                 for pageid, role in loose[start : start + pages_per_transaction]:

@@ -247,6 +247,24 @@ class PackWriter:
         self.count += 1
 
 
+def join(first: bytes, second: bytes) -> bytes:
+    """The payload of ``first``'s records then ``second``'s. The whole text that opens
+    ``second`` becomes a delta on ``first``'s last text, unless that would make a run
+    of more than SNAPSHOT_EVERY - 1 deltas; the other records stay as they are."""
+    head, tail = record_spans(first), record_spans(second)
+    if not head or not tail:
+        return first + second
+    trailing = len(head) - 1 - max(i for i, (kind, _, _) in enumerate(head) if kind == SNAPSHOT)
+    leading = next((i for i, (kind, _, _) in enumerate(tail[1:]) if kind == SNAPSHOT),
+                   len(tail) - 1)
+    _, start, end = tail[0]
+    if trailing + 1 + leading < SNAPSHOT_EVERY:
+        ops = delta(read_record(first, head, len(head) - 1), second[start:end])
+        if len(ops) < end - start:
+            return first + _HEAD.pack(DELTA, len(ops)) + ops + second[end:]
+    return first + second
+
+
 def pack_payload(texts: Iterable[bytes]) -> bytes:
     """The payload of a pack of these texts."""
     writer = PackWriter()
@@ -298,20 +316,36 @@ def all_texts(payload: bytes) -> Iterator[bytes]:
 # -- frames -----------------------------------------------------------------------------
 
 
+# Compressors for payloads below 2**SMALL_CLASS bytes are kept and used again:
+# setting one up costs more than compressing a small pack (a crawl that walks by
+# time writes a small pack for most pages of every batch), and with a window that
+# small each holds little memory. Bigger ones are made for each pack.
+SMALL_CLASS = 17
+
+
 def compress(payload: bytes | bytearray, level: int = LEVEL) -> bytes:
     """One standard zstd frame (magic, content size, checksum) of a payload."""
-    return _compressor(level, len(payload).bit_length()).compress(bytes(payload))
+    size_class = len(payload).bit_length()
+    if size_class <= SMALL_CLASS:
+        return _small_compressor(level, size_class).compress(bytes(payload))
+    params = _parameters(level, size_class)
+    return zstandard.ZstdCompressor(compression_params=params).compress(bytes(payload))
 
 
-@functools.lru_cache(maxsize=64)
-def _compressor(level: int, size_class: int) -> zstandard.ZstdCompressor:
-    """A compressor for payloads below 2**size_class bytes: building zstd's parameters
-    costs as much as compressing a small pack, so they are built once per class."""
+@functools.lru_cache(maxsize=2 * SMALL_CLASS)
+def _small_compressor(level: int, size_class: int) -> zstandard.ZstdCompressor:
+    return zstandard.ZstdCompressor(compression_params=_parameters(level, size_class))
+
+
+@functools.lru_cache(maxsize=256)
+def _parameters(level: int, size_class: int) -> zstandard.ZstdCompressionParameters:
+    """zstd's parameters for payloads below 2**size_class bytes: building them costs
+    as much as compressing a small pack, so they are built once per class (the
+    compressors themselves are not kept: each holds memory for its window)."""
     window = min(MAX_WINDOW_LOG, max(10, size_class))
-    params = zstandard.ZstdCompressionParameters.from_level(
+    return zstandard.ZstdCompressionParameters.from_level(
         level, source_size=(1 << size_class) - 1, window_log=window, write_content_size=1,
         write_checksum=1)
-    return zstandard.ZstdCompressor(compression_params=params)
 
 
 def decompress(frame: bytes) -> bytes:

@@ -37,6 +37,9 @@ PACK_BYTES = 16 * 1024 * 1024
 # Decompressed texts and packs kept in memory, by total size.
 CACHE_BYTES = 8 * 1024 * 1024
 PACK_CACHE_BYTES = 32 * 1024 * 1024
+# zstd level of packs still growing (docs/benchmarks.md): a crawl that walks by
+# time compresses a page's newest pack again for every batch that adds to it.
+QUICK_LEVEL = 3
 
 
 def text_sha1(text: str) -> str:
@@ -174,7 +177,8 @@ class TextStore:
             cursor = self._conn.execute(
                 "INSERT INTO text_packs (pageid, role, records, size, data)"
                 " VALUES (?, ?, 0, 0, x'')", (pageid, role))
-            self._write_pack(int(cursor.lastrowid or 0), writer, texts[start : start + taken])
+            self._write_pack(int(cursor.lastrowid or 0), writer, texts[start : start + taken],
+                             final=False)
             start += taken
         open_packs = [(int(r[0]), int(r[1]), int(r[2])) for r in self._conn.execute(
             "SELECT id, records, size FROM text_packs WHERE pageid IS ? AND role = ?"
@@ -185,11 +189,10 @@ class TextStore:
                 break
             open_packs[-2:] = self._merge(first, count, second, again=False)
 
-    def pages_with_loose_packs(self) -> list[tuple[int | None, str]]:
-        """The page+slots whose texts are in more packs than they need."""
+    def pages_with_open_packs(self) -> list[tuple[int | None, str]]:
+        """The page+slots with a pack that is not full: tighten() is for them."""
         return [(row[0], row[1]) for row in self._conn.execute(
-            "SELECT pageid, role FROM text_packs WHERE records < ? AND size < ?"
-            " GROUP BY pageid, role HAVING count(*) > 1",
+            "SELECT DISTINCT pageid, role FROM text_packs WHERE records < ? AND size < ?",
             (self.pack_texts, self.pack_bytes))]
 
     def tighten(self, pageid: int | None, role: str) -> None:
@@ -208,6 +211,10 @@ class TextStore:
                 loose.pop(0)
                 continue
             loose[:2] = self._merge(first, count, second)
+        if len(loose) == 1:  # written as texts arrived, at the quick level: once at LEVEL
+            pack_id, count, _ = loose[0]
+            payload, _ = self._payload(pack_id)
+            self._write_pack(pack_id, packs.PackWriter(payload, count), [], final=True)
 
     def _merge(self, first: int, count: int, second: int,
                again: bool = True) -> list[tuple[int, int, int]]:
@@ -224,8 +231,8 @@ class TextStore:
         if not again:
             added, _ = self._payload(second)
             if count + len(ids) <= self.pack_texts and len(payload) + len(added) < self.pack_bytes:
-                writer = packs.PackWriter(payload + added, count + len(ids))
-                self._write_pack(first, writer, [_Pending(i, b"") for i in ids])
+                writer = packs.PackWriter(packs.join(payload, added), count + len(ids))
+                self._write_pack(first, writer, [_Pending(i, b"") for i in ids], final=False)
                 self._conn.execute("DELETE FROM text_packs WHERE id = ?", (second,))
                 self._packs.discard(second)
                 return [(first, writer.count, len(writer.payload))]
@@ -260,12 +267,16 @@ class TextStore:
             taken += 1
         return taken
 
-    def _write_pack(self, pack_id: int, writer: packs.PackWriter,
-                    added: list[_Pending]) -> None:
+    def _write_pack(self, pack_id: int, writer: packs.PackWriter, added: list[_Pending],
+                    final: bool = True) -> None:
+        """``final``: compress at the store's level; else (a pack that grows as texts
+        arrive) at QUICK_LEVEL, until it is full or tightened."""
+        full = writer.count >= self.pack_texts or len(writer.payload) >= self.pack_bytes
+        level = self.level if final or full else QUICK_LEVEL
         first = writer.count - len(added)
         self._conn.execute(
             "UPDATE text_packs SET records = ?, size = ?, data = ? WHERE id = ?",
-            (writer.count, len(writer.payload), packs.compress(writer.payload, self.level),
+            (writer.count, len(writer.payload), packs.compress(writer.payload, level),
              pack_id))
         self._conn.executemany(
             "UPDATE text_data SET pack = ?, position = ? WHERE id = ?",
