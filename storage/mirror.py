@@ -209,7 +209,9 @@ class Mirror:
 
     def give_back_space(self) -> None:
         """Return the file's free pages to the file system (after texts were removed)."""
-        self.db.conn.execute("PRAGMA incremental_vacuum")
+        # Through executescript: a plain execute() steps the pragma once, and each
+        # step frees one page.
+        self.db.conn.executescript("PRAGMA incremental_vacuum;")
 
     def scrub_wal(self) -> bool:
         """Copy the WAL into the database and truncate it; False if a reader prevented it.

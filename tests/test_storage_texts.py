@@ -305,3 +305,13 @@ def test_no_read_applies_more_than_63_deltas_however_packs_were_merged(tmp_path:
         frames = [data for (data,) in m.db.execute("SELECT data FROM text_packs")]
         assert all(longest_delta_run(data) <= packs.SNAPSHOT_EVERY - 1 for data in frames)
         assert [reread(m, i + 1) for i in range(len(history))] == history
+
+
+def test_tightening_gives_the_freed_pages_back(tmp_path: Path) -> None:
+    histories = {pageid: edited_history(30, seed=pageid, words=3000) for pageid in range(1, 9)}
+    with Mirror.open(tmp_path / "m", create=True) as m:
+        for i in range(30):
+            store(m, [rev(pageid * 1000 + i, texts[i], pageid=pageid)
+                      for pageid, texts in histories.items()])
+        m.tighten_packs()
+        assert m.db.execute("PRAGMA freelist_count").fetchone()[0] == 0
