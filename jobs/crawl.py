@@ -169,8 +169,8 @@ async def crawl_into(
     status = "failed"
     try:
         await run_phases(ctx, mode, settings.concurrency)
-        # Texts came in a few at a time per page: pack each page's tight, once.
-        await writer.run(mirror.tighten_packs)
+        if ctx.new_revisions:  # they came a few at a time per page: pack each page's tight
+            await writer.run(mirror.tighten_packs)
         status = "complete"
     finally:
         progress.close()

@@ -539,7 +539,6 @@ class _BatchWriter:
         if _keeps_text(rev, slot):
             data = slot.text_bytes()
             assert data is not None
-            # The revision's row may not be written yet: its timestamp goes along.
             text_id, sha1 = self.texts.add_bytes(data, rev.pageid, slot.role)
         kind = self.kinds.get((slot.content_model, slot.content_format))
         if kind is None:

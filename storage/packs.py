@@ -316,32 +316,17 @@ def all_texts(payload: bytes) -> Iterator[bytes]:
 # -- frames -----------------------------------------------------------------------------
 
 
-# Compressors for payloads below 2**SMALL_CLASS bytes are kept and used again:
-# setting one up costs more than compressing a small pack (a crawl that walks by
-# time writes a small pack for most pages of every batch), and with a window that
-# small each holds little memory. Bigger ones are made for each pack.
-SMALL_CLASS = 17
-
-
 def compress(payload: bytes | bytearray, level: int = LEVEL) -> bytes:
     """One standard zstd frame (magic, content size, checksum) of a payload."""
-    size_class = len(payload).bit_length()
-    if size_class <= SMALL_CLASS:
-        return _small_compressor(level, size_class).compress(bytes(payload))
-    params = _parameters(level, size_class)
+    params = _parameters(level, len(payload).bit_length())
     return zstandard.ZstdCompressor(compression_params=params).compress(bytes(payload))
-
-
-@functools.lru_cache(maxsize=2 * SMALL_CLASS)
-def _small_compressor(level: int, size_class: int) -> zstandard.ZstdCompressor:
-    return zstandard.ZstdCompressor(compression_params=_parameters(level, size_class))
 
 
 @functools.lru_cache(maxsize=256)
 def _parameters(level: int, size_class: int) -> zstandard.ZstdCompressionParameters:
-    """zstd's parameters for payloads below 2**size_class bytes: building them costs
-    as much as compressing a small pack, so they are built once per class (the
-    compressors themselves are not kept: each holds memory for its window)."""
+    """zstd's parameters for payloads below 2**size_class bytes, built once per class
+    rather than for every pack (a crawl writes a small pack for most pages of a
+    batch). The compressors are not kept: each holds memory for its window."""
     window = min(MAX_WINDOW_LOG, max(10, size_class))
     return zstandard.ZstdCompressionParameters.from_level(
         level, source_size=(1 << size_class) - 1, window_log=window, write_content_size=1,

@@ -9,9 +9,9 @@ it lives: ``pack`` and ``position``). The bytes are in ``text_packs``: the
 texts of one page and slot in the order they were stored, as line deltas in
 one zstd frame per pack (storage/packs.py has the format). A write
 transaction first gives each new text its row (``pack`` NULL) and keeps its
-bytes here; flush(), which the mirror calls just before it commits, appends
-them to the page's last pack (or new ones), so a pack is rewritten once per
-transaction, not once per text.
+bytes here; flush(), which the mirror calls just before it commits, puts them
+in a new pack of their page, which then merges with the page's newest packs
+while they are of similar size (see _append()).
 
 Reading a text decompresses its pack (a few MB at most: PACK_BYTES) and
 applies at most packs.SNAPSHOT_EVERY - 1 deltas; every read checks the
@@ -124,13 +124,10 @@ class TextStore:
 
     # -- writing --------------------------------------------------------------
 
-    def add(self, text: str, pageid: int | None, role: str) -> StoredText:
-        """Store a text of page+slot (once); returns its id and sha1. flush() before commit."""
-        return self.add_bytes(text.encode("utf-8"), pageid, role)
-
     def add_bytes(self, data: bytes, pageid: int | None, role: str,
                   text_id: int | None = None) -> StoredText:
-        """add() of UTF-8 bytes; ``text_id`` keeps a given id (an upgrade's)."""
+        """Store a text (UTF-8) of page+slot, once; returns its id and sha1. flush()
+        before the commit. ``text_id`` keeps a given id (an upgrade's)."""
         digest = hashlib.sha1(data).digest()
         found = self._find(digest)
         if found is not None:
@@ -177,12 +174,10 @@ class TextStore:
             cursor = self._conn.execute(
                 "INSERT INTO text_packs (pageid, role, records, size, data)"
                 " VALUES (?, ?, 0, 0, x'')", (pageid, role))
-            self._write_pack(int(cursor.lastrowid or 0), writer, texts[start : start + taken],
-                             final=False)
+            self._write_pack(int(cursor.lastrowid or 0), writer,
+                             [t.id for t in texts[start : start + taken]], final=False)
             start += taken
-        open_packs = [(int(r[0]), int(r[1]), int(r[2])) for r in self._conn.execute(
-            "SELECT id, records, size FROM text_packs WHERE pageid IS ? AND role = ?"
-            " ORDER BY id", (pageid, role))]
+        open_packs = self._page_packs(pageid, role)
         while len(open_packs) >= 2:
             (first, count, size), (second, more, _) = open_packs[-2:]
             if count > 2 * more or count >= self.pack_texts or size >= self.pack_bytes:
@@ -202,19 +197,25 @@ class TextStore:
         packs, each starting with a whole text; at the end of a crawl they are
         packed tight once.
         """
-        loose = [(int(r[0]), int(r[1]), int(r[2])) for r in self._conn.execute(
-            "SELECT id, records, size FROM text_packs WHERE pageid IS ? AND role = ?"
-            " ORDER BY id", (pageid, role))]
+        loose = self._page_packs(pageid, role)
+        merged = False
         while len(loose) >= 2:
             (first, count, size), (second, _, _) = loose[:2]
             if count >= self.pack_texts or size >= self.pack_bytes:
                 loose.pop(0)
                 continue
             loose[:2] = self._merge(first, count, second)
-        if len(loose) == 1:  # written as texts arrived, at the quick level: once at LEVEL
+            merged = True
+        if len(loose) == 1 and not merged:  # written at the quick level: once at the store's
             pack_id, count, _ = loose[0]
             payload, _ = self._payload(pack_id)
-            self._write_pack(pack_id, packs.PackWriter(payload, count), [], final=True)
+            self._write_pack(pack_id, packs.PackWriter(payload, count), [])
+
+    def _page_packs(self, pageid: int | None, role: str) -> list[tuple[int, int, int]]:
+        """(id, records, size) of a page+slot's packs, oldest first."""
+        return [(int(r[0]), int(r[1]), int(r[2])) for r in self._conn.execute(
+            "SELECT id, records, size FROM text_packs WHERE pageid IS ? AND role = ?"
+            " ORDER BY id", (pageid, role))]
 
     def _merge(self, first: int, count: int, second: int,
                again: bool = True) -> list[tuple[int, int, int]]:
@@ -232,9 +233,8 @@ class TextStore:
             added, _ = self._payload(second)
             if count + len(ids) <= self.pack_texts and len(payload) + len(added) < self.pack_bytes:
                 writer = packs.PackWriter(packs.join(payload, added), count + len(ids))
-                self._write_pack(first, writer, [_Pending(i, b"") for i in ids], final=False)
-                self._conn.execute("DELETE FROM text_packs WHERE id = ?", (second,))
-                self._packs.discard(second)
+                self._write_pack(first, writer, ids, final=False)
+                self._drop_pack(second)
                 return [(first, writer.count, len(writer.payload))]
         writer = packs.PackWriter(payload, count, packs.read_record(payload, spans, count - 1))
         texts = list(packs.all_texts(self._payload(second)[0]))
@@ -242,16 +242,15 @@ class TextStore:
         while moved < len(texts) and not self._full(writer):
             writer.add(texts[moved])
             moved += 1
-        self._write_pack(first, writer, [_Pending(i, b"") for i in ids[:moved]])
+        self._write_pack(first, writer, ids[:moved])
         left = [(first, writer.count, len(writer.payload))]
         if moved == len(texts):
-            self._conn.execute("DELETE FROM text_packs WHERE id = ?", (second,))
-            self._packs.discard(second)
+            self._drop_pack(second)
             return left
         rest = packs.PackWriter()
         for text in texts[moved:]:
             rest.add(text)
-        self._write_pack(second, rest, [_Pending(i, b"") for i in ids[moved:]])
+        self._write_pack(second, rest, ids[moved:])
         return [*left, (second, rest.count, len(rest.payload))]
 
     def _full(self, writer: packs.PackWriter) -> bool:
@@ -267,12 +266,12 @@ class TextStore:
             taken += 1
         return taken
 
-    def _write_pack(self, pack_id: int, writer: packs.PackWriter, added: list[_Pending],
+    def _write_pack(self, pack_id: int, writer: packs.PackWriter, added: list[int],
                     final: bool = True) -> None:
-        """``final``: compress at the store's level; else (a pack that grows as texts
-        arrive) at QUICK_LEVEL, until it is full or tightened."""
-        full = writer.count >= self.pack_texts or len(writer.payload) >= self.pack_bytes
-        level = self.level if final or full else QUICK_LEVEL
+        """Store a pack's payload; ``added``: the ids of the texts at its end that were
+        elsewhere before. ``final``: compress at the store's level; else (a pack that
+        grows as texts arrive) at QUICK_LEVEL, until it is full or tightened."""
+        level = self.level if final or self._full(writer) else QUICK_LEVEL
         first = writer.count - len(added)
         self._conn.execute(
             "UPDATE text_packs SET records = ?, size = ?, data = ? WHERE id = ?",
@@ -280,7 +279,11 @@ class TextStore:
              pack_id))
         self._conn.executemany(
             "UPDATE text_data SET pack = ?, position = ? WHERE id = ?",
-            [(pack_id, first + i, text.id) for i, text in enumerate(added)])
+            [(pack_id, first + i, text_id) for i, text_id in enumerate(added)])
+        self._packs.discard(pack_id)
+
+    def _drop_pack(self, pack_id: int) -> None:
+        self._conn.execute("DELETE FROM text_packs WHERE id = ?", (pack_id,))
         self._packs.discard(pack_id)
 
     def _find(self, digest: bytes) -> int | None:
@@ -351,15 +354,13 @@ class TextStore:
         kept = [(int(r[0]), int(r[1])) for r in self._conn.execute(
             "SELECT id, position FROM text_data WHERE pack = ? ORDER BY position", (pack_id,))
             if int(r[1]) not in doomed]
-        self._packs.discard(pack_id)
         if not kept:
-            self._conn.execute("DELETE FROM text_packs WHERE id = ?", (pack_id,))
+            self._drop_pack(pack_id)
             return
-        survivors = [_Pending(text_id, texts[position]) for text_id, position in kept]
         writer = packs.PackWriter()
-        for text in survivors:
-            writer.add(text.data)
-        self._write_pack(pack_id, writer, survivors)
+        for _, position in kept:
+            writer.add(texts[position])
+        self._write_pack(pack_id, writer, [text_id for text_id, _ in kept])
 
     # -- reading --------------------------------------------------------------
 
