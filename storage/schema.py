@@ -7,13 +7,14 @@ storage/migrations.py that it has not had yet; ``_migrations`` records them.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
 import sqlite_utils
 
-from .migrations import MIGRATIONS, Migration, executescript, statements
+from .migrations import MIGRATIONS, Migration, executescript
 
 SCHEMA_FILE = Path(__file__).with_name("schema.sql")
 # The migration a mirror made from schema.sql counts as having had.
@@ -22,16 +23,6 @@ VERSION = len(MIGRATIONS)
 
 def declarations() -> str:
     return SCHEMA_FILE.read_text(encoding="utf-8")
-
-
-def table_declarations() -> dict[str, str]:
-    """Each table's CREATE TABLE statement in schema.sql, by name."""
-    out = {}
-    for statement in statements(declarations()):
-        words = statement.split(None, 3)
-        if words[:2] == ["CREATE", "TABLE"]:
-            out[words[2]] = statement.rstrip(";")
-    return out
 
 
 def _ensure_migrations_table(db: sqlite_utils.Database) -> None:
@@ -67,19 +58,19 @@ def migrate(db: sqlite_utils.Database, *, upto: int | None = None) -> list[str]:
         return ["created"]
     applied: list[str] = []
     for version, (name, migration) in enumerate(MIGRATIONS[:target], start=1):
-
-        def step(db: sqlite_utils.Database, version: int = version, name: str = name,
-                 migration: Migration = migration) -> bool:
-            if schema_version(db) >= version:
-                return False
-            migration(db)
-            db.execute("INSERT INTO _migrations (version, name, applied) VALUES (?, ?, ?)",
-                       [version, name, utc_now()])
-            return True
-
-        if _transaction(db, step):
+        if _transaction(db, functools.partial(_apply, version, name, migration)):
             applied.append(name)
     return applied
+
+
+def _apply(version: int, name: str, migration: Migration, db: sqlite_utils.Database) -> bool:
+    """Migration ``version`` if the file has not had it yet; True if it ran."""
+    if schema_version(db) >= version:
+        return False
+    migration(db)
+    db.execute("INSERT INTO _migrations (version, name, applied) VALUES (?, ?, ?)",
+               [version, name, utc_now()])
+    return True
 
 
 def _create(db: sqlite_utils.Database) -> bool:
