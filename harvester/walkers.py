@@ -13,7 +13,7 @@ from typing import Any
 
 from harvester.client import ApiClient
 from harvester.continuation import Continue, iterate_query
-from harvester.errors import RemoteError
+from harvester.errors import ContinuationLoopError, RemoteError
 
 Items = list[dict[str, Any]]
 Chunk = tuple[Items, Continue | None]
@@ -75,11 +75,10 @@ def has_allrevisions(siteinfo: dict[str, Any]) -> bool:
     return mediawiki_version(siteinfo["general"].get("generator", "")) >= (1, 27)
 
 
-async def walk_allrevisions(
-    client: ApiClient, *, namespaces: list[int] | None, start: str | None, end: str | None,
-    resume: Continue | None,
-) -> AsyncIterator[Chunk]:
-    """Every revision with content, oldest first, optionally within [start, end]."""
+def allrevisions_params(
+    namespaces: list[int] | None, start: str | None, end: str | None
+) -> dict[str, Any]:
+    """``list=allrevisions`` for every revision with content, oldest first, in [start, end]."""
     params: dict[str, Any] = {
         "action": "query", "list": "allrevisions", "arvprop": REVISION_PROPS,
         "arvslots": "*", "arvlimit": "max", "arvdir": "newer",
@@ -90,8 +89,35 @@ async def walk_allrevisions(
         params["arvstart"] = start
     if end:
         params["arvend"] = end
+    return params
+
+
+async def walk_allrevisions(
+    client: ApiClient, *, namespaces: list[int] | None, start: str | None, end: str | None,
+    resume: Continue | None,
+) -> AsyncIterator[Chunk]:
+    """Every revision with content, oldest first, optionally within [start, end]."""
+    params = allrevisions_params(namespaces, start, end)
     async for response, nxt in iterate_query(client, params, resume):
         yield query_list(response, "allrevisions"), nxt
+
+
+async def fetch_allrevisions_batch(
+    client: ApiClient, *, namespaces: list[int] | None, start: str | None, end: str | None,
+    resume: Continue | None,
+) -> Chunk:
+    """One batch of :func:`walk_allrevisions`, for a walk whose ``end`` may move between
+    batches (a time slice that another worker split)."""
+    token: Continue = dict(resume) if resume else {"continue": ""}
+    response = await client.call({**allrevisions_params(namespaces, start, end), **token})
+    nxt = response.get("continue")
+    if not isinstance(nxt, dict) or not nxt:
+        nxt = None
+    elif nxt == token:
+        raise ContinuationLoopError(
+            f"the wiki returned the continuation {nxt} again; stopping instead of looping"
+        )
+    return query_list(response, "allrevisions"), nxt
 
 
 async def first_revision_timestamp(client: ApiClient, namespaces: list[int] | None) -> str | None:

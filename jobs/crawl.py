@@ -31,12 +31,12 @@ from harvester.walkers import (
     first_revision_timestamp,
     group_members,
     has_allrevisions,
-    walk_allrevisions,
     walk_current_revisions,
     walk_page_catalogue,
     walk_page_history,
 )
 from jobs import streams
+from jobs.balance import Slice, SliceBoard, walk_revision_slices
 from jobs.convert import catalogue_pages, pages_to_batch
 from jobs.progress import Progress
 from jobs.writer import SerialWriter
@@ -66,6 +66,9 @@ class CrawlContext:
     mirror: Mirror
     writer: SerialWriter
     progress: Progress
+    per_request: int  # revisions with content a request brings
+    server_now: str
+    edits: int | None  # the wiki's edit count, from siteinfo
     new_revisions: int = 0
 
     async def store(self, name: str, pages: list[dict[str, Any]], state: dict[str, Any],
@@ -73,6 +76,9 @@ class CrawlContext:
         new = await self.writer.run(
             self.mirror.write_batch, pages_to_batch(pages), name, state, done
         )
+        self.count(new)
+
+    def count(self, new: int) -> None:
         self.new_revisions += new
         self.progress.advance(new, self.client.budget.stats.requests)
 
@@ -161,11 +167,13 @@ async def crawl_into(
     per_request = 500 if identity.high_limits else 50  # revisions with content
     mode = await plan_crawl(client, mirror, writer, settings, siteinfo, server_now, per_request)
     run_id = await writer.run(mirror.start_run, "crawl", run_arguments(settings, identity))
+    edits = siteinfo.get("statistics", {}).get("edits")
     progress = Progress(
-        "crawl", total=siteinfo.get("statistics", {}).get("edits"),
-        initial=await writer.run(mirror.count_revisions), quiet=settings.quiet,
+        "crawl", total=edits, initial=await writer.run(mirror.count_revisions),
+        quiet=settings.quiet,
     )
-    ctx = CrawlContext(client, mirror, writer, progress)
+    ctx = CrawlContext(client, mirror, writer, progress, per_request, server_now,
+                       edits if isinstance(edits, int) else None)
     status = "failed"
     try:
         await run_phases(ctx, mode, settings.concurrency)
@@ -253,7 +261,7 @@ async def run_phases(ctx: CrawlContext, mode: str, workers: int) -> None:
         await run_streams(ctx, streams.PAGES, workers, crawl_catalogue)
         await run_streams(ctx, streams.HISTORY, workers, crawl_histories)
     else:
-        await run_streams(ctx, streams.REVISIONS, workers, crawl_revisions)
+        await walk_revisions(ctx, workers)
         # every live page has a revision, so the walk has met every namespace that has
         # pages; cataloguing only those saves a request per empty namespace
         found = await ctx.writer.run(query.namespaces_with_pages, ctx.mirror)
@@ -315,14 +323,16 @@ async def crawl_catalogue(ctx: CrawlContext, cp: Checkpoint) -> None:
                              nxt is None)
 
 
-async def crawl_revisions(ctx: CrawlContext, cp: Checkpoint) -> None:
-    spec = spec_of(cp)
-    walk = walk_allrevisions(
-        ctx.client, namespaces=spec.get("namespaces"), start=spec.get("start"),
-        end=spec.get("end"), resume=token_of(cp),
+async def walk_revisions(ctx: CrawlContext, workers: int) -> None:
+    """The allrevisions walk over its time slices, split among the workers as they run dry."""
+    checkpoints = await ctx.writer.run(ctx.mirror.list_checkpoints, streams.REVISIONS)
+    board = SliceBoard(
+        [Slice.from_checkpoint(cp) for cp in checkpoints], now=ctx.server_now,
+        per_request=ctx.per_request, edits=ctx.edits, workers=workers,
+        stored=await ctx.writer.run(ctx.mirror.count_revisions),
     )
-    async for pages, nxt in walk:
-        await ctx.store(cp.name, pages, {"spec": spec, "continue": nxt}, nxt is None)
+    if not board.finished():
+        await walk_revision_slices(ctx, board, workers)
 
 
 async def crawl_current(ctx: CrawlContext, cp: Checkpoint) -> None:

@@ -5,7 +5,8 @@ resumed crawl runs the streams that are not done, from their saved tokens,
 whatever concurrency it is given. Stream names:
 
 - ``crawl/pages/ns=N``: the page catalogue of one namespace;
-- ``crawl/revisions/NNNN``: ``list=allrevisions`` over one time slice;
+- ``crawl/revisions/NNNN``: ``list=allrevisions`` over one time slice (an idle
+  worker splits a busy slice in two: jobs/balance.py);
 - ``crawl/current/ns=N``: latest revision of each page (``--current-only``);
 - ``crawl/history/ns=N``: per-page histories, for wikis without allrevisions.
 """
@@ -19,7 +20,6 @@ PAGES = "crawl/pages/"
 REVISIONS = "crawl/revisions/"
 CURRENT = "crawl/current/"
 HISTORY = "crawl/history/"
-SLICES_PER_WORKER = 4
 MIN_SLICE = timedelta(hours=1)
 
 
@@ -31,19 +31,35 @@ def format_ts(when: datetime) -> str:
     return when.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def epoch(text: str) -> int:
+    """An API timestamp as seconds since 1970 (ValueError when it is not one)."""
+    return int(parse_ts(text).timestamp())
+
+
+def iso(seconds: int) -> str:
+    return format_ts(datetime.fromtimestamp(seconds, UTC))
+
+
 # Each time slice ends in a partial batch, one request more than the floor: keep
 # the slices to at most this share of the requests the walk needs anyway.
 SLICE_OVERHEAD = 0.05
+# Without statistics, how many slices a worker may make in all (by splitting).
+SLICES_PER_WORKER = 4
+
+
+def slice_budget(workers: int, revisions: int | None, per_request: int) -> int:
+    """How many time slices a walk may have in all, splits included: few enough that
+    their partial last batches add at most 5% to its requests (``revisions`` from
+    siteinfo), and never fewer than one."""
+    if not isinstance(revisions, int) or revisions <= 0:
+        return workers * SLICES_PER_WORKER
+    return 1 + int(revisions / per_request * SLICE_OVERHEAD)
 
 
 def slice_count(workers: int, revisions: int | None, per_request: int) -> int:
-    """Enough slices to keep every worker busy, few enough that their partial last
-    batches add under 5% to the walk's requests (``revisions`` from siteinfo)."""
-    wanted = workers * SLICES_PER_WORKER
-    if not isinstance(revisions, int) or revisions <= 0:
-        return wanted
-    affordable = int(revisions / per_request * SLICE_OVERHEAD)
-    return max(1, min(wanted, affordable))
+    """The slices a walk starts with: one a worker, within the budget; splitting
+    the busiest slice (jobs/balance.py) does the rest."""
+    return max(1, min(workers, slice_budget(workers, revisions, per_request)))
 
 
 def time_slices(first: str, until: str, count: int) -> list[tuple[str | None, str | None]]:

@@ -328,6 +328,15 @@ class Mirror:
                 [(name, _state_json(state), now) for name, state in items],
             )
 
+    def save_checkpoints(self, items: list[tuple[str, dict[str, Any] | None]]) -> None:
+        """Set the states of several unfinished checkpoints in one transaction, creating
+        any that are new and keeping every count: how a crawl's time slice is split."""
+        now = utc_now()
+        with self.transaction() as conn:
+            conn.executemany(
+                _UPDATE_CHECKPOINT, [(name, _state_json(state), 0, 0, now) for name, state in items]
+            )
+
     # -- the atomic writes -------------------------------------------------------
 
     def write_batch(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import itertools
 import json
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ import pytest
 from harvester.config import Settings
 from harvester.errors import ConfigError, RetriesExhaustedError
 from jobs.crawl import run_crawl
+from jobs.streams import epoch, iso
 from storage.errors import MirrorMismatchError
 from storage.export_jsonl import write_jsonl
 from storage.mirror import Mirror
@@ -119,21 +121,27 @@ async def test_old_wiki_falls_back_to_page_histories(tmp_path: Path) -> None:
 
 
 async def test_concurrency_splits_the_walk_over_workers(tmp_path: Path) -> None:
-    # 4,000 revisions over ~20 days: 80 requests, so 4 slices cost at most 5% more
+    # 4,000 revisions in 17 days of a wiki whose clock says ten years later: the
+    # first of four equal slices in time holds them all, and is split as it goes
     wiki = FakeWiki(make_pages(10, 400))
     wiki.latency = 0.02
     settings = settings_for(wiki, tmp_path / "m", concurrency=4)
     await run_crawl(settings, transport=wiki.transport())
     assert got(export(tmp_path / "m")) == expected(wiki)
     assert wiki.max_in_flight >= 3
-    slices = {
-        (p.get("arvstart"), p.get("arvend"))
-        for p in requests_for(wiki, list="allrevisions")
-        if p.get("arvprop") != "timestamp"
-    }
-    assert len(slices) == 4
     with Mirror.open(tmp_path / "m", create=False) as mirror:
-        assert mirror.count_revisions() == 4000  # slices are disjoint: nothing twice
+        slices = [cp.state["spec"] for cp in mirror.list_checkpoints("crawl/revisions/")
+                  if cp.state]
+        counted = sum(cp.items for cp in mirror.list_checkpoints("crawl/revisions/"))
+    assert len(slices) > 4
+    # the slices tile time: each starts one second after the one before ends
+    ranges = sorted((s["start"] or "", s["end"]) for s in slices)
+    assert ranges[0][0] == "" and ranges[-1][1] is None
+    for (_, end), (start, _) in itertools.pairwise(ranges):
+        assert end is not None and iso(epoch(end) + 1) == start
+    assert counted == 4000  # every revision stored once
+    # each slice ends in a partial batch: at most 5% above the floor of 80 requests
+    assert len(requests_for(wiki, arvslots="*")) <= 84
 
 
 async def test_resume_after_failure_refetches_nothing(tmp_path: Path) -> None:
@@ -211,13 +219,15 @@ async def test_oauth_bearer_token(tmp_path: Path) -> None:
 
 
 def test_time_slices_cost_at_most_five_percent_more_requests() -> None:
-    from jobs.streams import slice_count
+    from jobs.streams import slice_budget, slice_count
 
-    assert slice_count(4, 27_789, 500) == 2  # logged in: 56 requests, 2 slices
-    assert slice_count(4, 27_789, 50) == 16  # anonymous: 556 requests, 4 slices a worker
-    assert slice_count(4, 3_072, 500) == 1
-    assert slice_count(3, None, 50) == 12  # no statistics: a full set
+    assert slice_budget(4, 27_789, 500) == 3  # logged in: 56 requests, 3 slices
+    assert slice_budget(4, 27_789, 50) == 28  # anonymous: 556 requests
+    assert slice_budget(4, 3_072, 500) == 1
+    assert slice_budget(3, None, 50) == 12  # no statistics: four a worker
+    assert slice_count(4, 27_789, 50) == 4  # one a worker to start with
+    assert slice_count(4, 27_789, 500) == 3
     for workers, revisions, per_request in [(4, 10**6, 500), (8, 12_345, 50), (2, 999, 50)]:
-        count = slice_count(workers, revisions, per_request)
-        assert 1 <= count <= workers * 4
-        assert count <= max(1, revisions / per_request * 0.05)
+        budget = slice_budget(workers, revisions, per_request)
+        assert 1 <= slice_count(workers, revisions, per_request) <= min(workers, budget)
+        assert budget - 1 <= revisions / per_request * 0.05

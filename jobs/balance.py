@@ -1,0 +1,258 @@
+"""Time slices that follow the edits: an idle worker splits the slice with most work left.
+
+A crawl starts with one slice of the wiki's history per worker, of equal length
+in time (jobs/streams.py). Edits are rarely spread evenly in time (activity
+grows, fades, comes in bursts), so such slices hold very unequal work. A worker
+that runs out of slices takes the later half of the slice with the most work
+left, estimated from how densely that slice's last batch was packed with
+edits. Halving in time needs no knowledge of the distribution: a slice that
+turns out empty costs one request, and the next split halves again.
+
+A split is one transaction on the checkpoints: the victim's narrowed end and
+the new slice. A batch the victim had in flight, asked for with the old end,
+is clipped to the new end when it is stored (also on the writer's thread, so
+it sees every split that came before it). Killed at any moment, a crawl
+resumes each slice from its saved token and end: no gap, no overlap.
+
+Every slice ends in a partial batch, so each slice costs at most one request
+more than the floor: the crawl makes at most 5% of the floor's requests in
+slices (:func:`jobs.streams.slice_budget`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import trio
+
+from harvester.continuation import Continue
+from harvester.errors import first_cause
+from harvester.walkers import fetch_allrevisions_batch
+from jobs.convert import pages_to_batch
+from jobs.streams import REVISIONS, epoch, iso, slice_budget
+from storage.mirror import Mirror
+from storage.records import Checkpoint
+
+if TYPE_CHECKING:
+    from jobs.crawl import CrawlContext
+
+# A slice is worth splitting when the estimate says it holds this many more batches
+# than the one in flight: a split costs a request, and the estimate is rough.
+MIN_BATCHES_LEFT = 2
+
+
+@dataclass
+class Slice:
+    """One ``crawl/revisions/NNNN`` stream: revisions saved in [start, end], both
+    inclusive, one-second resolution; None is open."""
+
+    name: str
+    namespaces: list[int] | None
+    start: str | None
+    end: str | None
+    token: Continue | None = None
+    done: bool = False
+    busy: bool = False
+    density: float = 0.0  # revisions a second of wiki time in its last batch; 0: none yet
+    span: int = 0  # seconds of wiki time its last batch covered
+
+    @classmethod
+    def from_checkpoint(cls, cp: Checkpoint) -> Slice:
+        state = cp.state or {}
+        spec = state.get("spec", {})
+        return cls(cp.name, spec.get("namespaces"), spec.get("start"), spec.get("end"),
+                   state.get("continue"), cp.done)
+
+    def state(self, token: Continue | None) -> dict[str, Any]:
+        spec = {"namespaces": self.namespaces, "start": self.start, "end": self.end}
+        return {"spec": spec, "continue": token}
+
+    def position(self) -> int | None:
+        """Where the next batch starts, in seconds (None: an open start, no batch yet)."""
+        if self.token is not None:
+            return token_time(self.token)
+        return epoch(self.start) if self.start else None
+
+
+def token_time(token: Continue) -> int | None:
+    """The time an ``arvcontinue`` token ("timestamp|revid") resumes at."""
+    value = token.get("arvcontinue")
+    if not isinstance(value, str):
+        return None
+    try:
+        return epoch(value.split("|", 1)[0])
+    except ValueError:
+        return None
+
+
+def slice_index(name: str) -> int:
+    tail = name.removeprefix(REVISIONS)
+    return int(tail) if tail.isdigit() else -1
+
+
+class SliceBoard:
+    """Every slice of the walk, which are taken, and the splitting of them."""
+
+    def __init__(self, slices: list[Slice], *, now: str, per_request: int, edits: int | None,
+                 workers: int, stored: int) -> None:
+        self.slices = slices
+        self.now = epoch(now)
+        # revisions a request brings: the API's limit at first, then what full batches
+        # brought (big texts make smaller batches, and so more requests at the floor)
+        self.per_request = per_request
+        self.edits = edits
+        self.workers = workers
+        self.stored = stored  # revisions in the mirror, for what the wiki has left
+        self.splits = 0
+        self._changed = trio.Event()
+
+    @property
+    def budget(self) -> int:
+        """At most this many slices in all."""
+        return slice_budget(self.workers, self.edits, self.per_request)
+
+    def take(self) -> Slice | None:
+        """A slice nobody walks yet, now marked taken."""
+        for piece in self.slices:
+            if not piece.done and not piece.busy:
+                piece.busy = True
+                return piece
+        return None
+
+    def finished(self) -> bool:
+        return all(piece.done for piece in self.slices)
+
+    def notify(self) -> None:
+        """Something changed (a batch stored, a slice finished): idle workers look again."""
+        self._changed.set()
+        self._changed = trio.Event()
+
+    async def changed(self) -> None:
+        await self._changed.wait()
+
+    def split_point(self, piece: Slice) -> int | None:
+        """Where to cut ``piece`` (the first second of the later half), or None when it is
+        not worth a request: too little left by its last batch's density, or too short.
+
+        The work left is what the slice's density promises up to its end, but never
+        more than the wiki has left (its edit count less what is stored): a burst of
+        edits in an otherwise quiet slice is then cut where its edits are, not in
+        the middle of the quiet years around it.
+        """
+        position = piece.position()
+        if piece.done or not piece.busy or not piece.density or position is None:
+            return None
+        upper = epoch(piece.end) if piece.end else max(self.now, position)
+        lower = position + piece.span  # about where the request in flight will end
+        work = piece.density * (upper - lower)
+        if self.edits is not None:
+            work = min(work, max(0, self.edits - self.stored))
+        horizon = min(upper - lower, int(work / piece.density))
+        if horizon < 2 or work < MIN_BATCHES_LEFT * self.per_request:
+            return None
+        return lower + (horizon + 1) // 2
+
+    def victim(self) -> Slice | None:
+        """The slice with the most work left that is worth splitting, if the budget allows."""
+        if len(self.slices) >= self.budget:
+            return None
+        best: tuple[float, Slice] | None = None
+        for piece in self.slices:
+            at = self.split_point(piece)
+            if at is None:
+                continue
+            work = piece.density * (at - (piece.position() or 0))
+            if best is None or work > best[0]:
+                best = (work, piece)
+        return None if best is None else best[1]
+
+    def split(self, mirror: Mirror, victim: Slice) -> Slice | None:
+        """Cut ``victim`` in two and save both halves in one transaction; the later half
+        is returned, taken. Runs on the writer's thread, after every earlier batch."""
+        at = self.split_point(victim)
+        if at is None:
+            return None
+        index = max(slice_index(piece.name) for piece in self.slices) + 1
+        later = Slice(f"{REVISIONS}{index:04d}", victim.namespaces, iso(at), victim.end,
+                      busy=True)
+        narrowed = Slice(victim.name, victim.namespaces, victim.start, iso(at - 1))
+        mirror.save_checkpoints([(victim.name, narrowed.state(victim.token)),
+                                 (later.name, later.state(None))])
+        victim.end = narrowed.end
+        self.slices.append(later)
+        self.splits += 1
+        return later
+
+
+def store_slice_batch(
+    mirror: Mirror, board: SliceBoard, piece: Slice, pages: list[dict[str, Any]],
+    nxt: Continue | None,
+) -> int:
+    """Store one batch of a slice, clipped to the slice's end as it is now, with its token."""
+    batch = pages_to_batch(pages)
+    if nxt is not None and batch.revisions:
+        board.per_request = len(batch.revisions)
+    if piece.end is not None:
+        batch.revisions = [r for r in batch.revisions if r.timestamp <= piece.end]
+        resumes_at = None if nxt is None else token_time(nxt)
+        if resumes_at is not None and resumes_at > epoch(piece.end):
+            nxt = None  # the batch reached past the end: the slice is complete
+    before = piece.position()
+    stamps = [epoch(r.timestamp) for r in batch.revisions]
+    board.stored += len(stamps)
+    new = mirror.write_batch(batch, piece.name, piece.state(nxt), nxt is None)
+    after = token_time(nxt) if nxt is not None else None
+    if stamps:
+        first = before if before is not None else min(stamps)
+        last = after if after is not None else max(stamps)
+        piece.span = max(1, last - first)
+        piece.density = len(stamps) / piece.span
+    piece.token, piece.done = nxt, nxt is None
+    return new
+
+
+async def walk_slice(ctx: CrawlContext, board: SliceBoard, piece: Slice) -> None:
+    try:
+        while not piece.done:
+            pages, nxt = await fetch_allrevisions_batch(
+                ctx.client, namespaces=piece.namespaces, start=piece.start, end=piece.end,
+                resume=piece.token,
+            )
+            new = await ctx.writer.run(store_slice_batch, ctx.mirror, board, piece, pages, nxt)
+            ctx.count(new)
+            board.notify()
+    finally:
+        piece.busy = False
+        board.notify()
+
+
+async def next_slice(ctx: CrawlContext, board: SliceBoard) -> Slice | None:
+    """A free slice, or the later half of a busy one; None once every slice is done."""
+    while not board.finished():
+        piece = board.take()
+        if piece is not None:
+            return piece
+        victim = board.victim()
+        if victim is not None:
+            later = await ctx.writer.run(board.split, ctx.mirror, victim)
+            if later is not None:
+                return later
+            continue  # the victim moved on while the split waited for the writer
+        await board.changed()
+    return None
+
+
+async def slice_worker(ctx: CrawlContext, board: SliceBoard) -> None:
+    while (piece := await next_slice(ctx, board)) is not None:
+        await walk_slice(ctx, board, piece)
+
+
+async def walk_revision_slices(ctx: CrawlContext, board: SliceBoard, workers: int) -> None:
+    """Walk every unfinished slice on ``workers`` tasks, splitting as they run dry."""
+    try:
+        async with trio.open_nursery() as nursery:
+            for _ in range(workers):
+                nursery.start_soon(slice_worker, ctx, board)
+    except BaseExceptionGroup as group:
+        raise first_cause(group) from group

@@ -1,0 +1,132 @@
+"""Concurrency that follows the edits: the walk on virtual time, however edits fall in time.
+
+The fake wiki answers every request after a fixed latency of trio time, and a
+MockClock jumps over the waits, so a crawl's duration is counted in request
+latencies, exactly and without waiting. Writes run inline (no worker thread),
+so they take no virtual time: what is measured is the walk's schedule.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+import trio
+import trio.testing
+
+import jobs.crawl
+from jobs.crawl import run_crawl
+from tests.fakewiki import FakePage, FakeRevision, FakeWiki
+from tests.test_crawl_fake import export, settings_for
+
+T = TypeVar("T")
+
+LATENCY = 1.0  # seconds of virtual time per request
+LIMIT = 10  # revisions per request: many requests from a small wiki
+REVISIONS = 3000  # 300 requests at the floor
+NOW = int(datetime(2030, 1, 1, tzinfo=UTC).timestamp())  # the fake wiki's clock
+YEAR = 365 * 86400
+
+
+def iso(seconds: int) -> str:
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def even(rng: random.Random) -> list[int]:
+    return [NOW - 5 * YEAR + rng.randrange(5 * YEAR) for _ in range(REVISIONS)]
+
+
+def one_day(rng: random.Random) -> list[int]:
+    day = NOW - 3 * YEAR
+    return [day + rng.randrange(86400) for _ in range(REVISIONS)]
+
+
+def exponential(rng: random.Random) -> list[int]:
+    # activity doubling every half year for ten years: the last year holds 3/4 of it
+    rate = math.log(2) / (YEAR / 2)
+    span = 10 * YEAR
+    return [NOW - span + int(math.log1p(rng.random() * math.expm1(rate * span)) / rate)
+            for _ in range(REVISIONS)]
+
+
+def burst_at_end(rng: random.Random) -> list[int]:
+    quiet = [NOW - 8 * YEAR + rng.randrange(8 * YEAR) for _ in range(REVISIONS // 10)]
+    return quiet + [NOW - 2 * 86400 + rng.randrange(2 * 86400)
+                    for _ in range(REVISIONS - len(quiet))]
+
+
+def burst_at_start(rng: random.Random) -> list[int]:
+    start = NOW - 8 * YEAR
+    burst = [start + rng.randrange(2 * 86400) for _ in range(REVISIONS * 9 // 10)]
+    return burst + [start + rng.randrange(8 * YEAR) for _ in range(REVISIONS - len(burst))]
+
+
+DISTRIBUTIONS: dict[str, Callable[[random.Random], list[int]]] = {
+    "even": even, "one day": one_day, "exponential": exponential,
+    "burst at the end": burst_at_end, "burst at the start": burst_at_start,
+}
+
+
+def wiki_with(times: list[int], pages: int = 40) -> FakeWiki:
+    """A wiki whose revisions were saved at ``times``, spread over ``pages`` pages."""
+    wiki_pages = [FakePage(pageid=i + 1, ns=0, title=f"Page {i + 1:03d}", revisions=[])
+                  for i in range(pages)]
+    for revid, when in enumerate(sorted(times), start=1):
+        page = wiki_pages[revid % pages]
+        page.revisions.append(FakeRevision(revid=revid, timestamp=iso(when),
+                                           text=f"{page.title} at revision {revid}"))
+    wiki = FakeWiki(wiki_pages, limit=LIMIT)
+    wiki.latency = LATENCY
+    return wiki
+
+
+class InlineWriter:
+    """The crawl's writer, run on the trio thread: a write takes no virtual time."""
+
+    def __init__(self, directory: Any = None) -> None:
+        pass
+
+    async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        return fn(*args, **kwargs)
+
+
+@pytest.fixture
+def clock() -> trio.testing.MockClock:
+    return trio.testing.MockClock(autojump_threshold=0)
+
+
+@pytest.fixture(autouse=True)
+def inline_writes(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(jobs.crawl, "SerialWriter", InlineWriter)
+
+
+async def timed_crawl(wiki: FakeWiki, mirror: Path, workers: int) -> float:
+    began = trio.current_time()
+    await run_crawl(settings_for(wiki, mirror, concurrency=workers), transport=wiki.transport())
+    return trio.current_time() - began
+
+
+def content_requests(wiki: FakeWiki) -> int:
+    return sum(1 for _, p, _ in wiki.requests
+               if p.get("list") == "allrevisions" and p.get("arvprop") != "timestamp")
+
+
+@pytest.mark.parametrize("shape", DISTRIBUTIONS)
+async def test_four_workers_take_under_a_third_of_the_time_of_one(
+    tmp_path: Path, clock: trio.testing.MockClock, shape: str
+) -> None:
+    times = DISTRIBUTIONS[shape](random.Random(shape))
+    serial, parallel = wiki_with(times), wiki_with(times)
+    one = await timed_crawl(serial, tmp_path / "one", 1)
+    four = await timed_crawl(parallel, tmp_path / "four", 4)
+    floor = math.ceil(REVISIONS / LIMIT)
+    assert content_requests(serial) == floor
+    assert content_requests(parallel) <= floor * 1.05, content_requests(parallel)
+    assert four <= 0.3 * one, (four, one)
+    assert export(tmp_path / "four") == export(tmp_path / "one")
+    assert len(export(tmp_path / "four")) == REVISIONS
