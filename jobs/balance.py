@@ -76,12 +76,17 @@ class Slice:
 
 
 def token_time(token: Continue) -> int | None:
-    """The time an ``arvcontinue`` token ("timestamp|revid") resumes at."""
+    """The time an ``arvcontinue`` token ("timestamp|revid") resumes at; MediaWiki
+    writes the timestamp in its own form, 20040516025317."""
     value = token.get("arvcontinue")
     if not isinstance(value, str):
         return None
+    stamp = value.split("|", 1)[0]
     try:
-        return epoch(value.split("|", 1)[0])
+        if len(stamp) == 14 and stamp.isdigit():
+            return epoch(f"{stamp[:4]}-{stamp[4:6]}-{stamp[6:8]}T{stamp[8:10]}:{stamp[10:12]}:"
+                         f"{stamp[12:]}Z")
+        return epoch(stamp)
     except ValueError:
         return None
 

@@ -191,8 +191,9 @@ class FakeWiki:
         if self.generator < "MediaWiki 1.27":
             return {"error": {"code": "badvalue", "info": "Unrecognized value for list"}}
         found = self.all_revisions(p)
-        if "arvcontinue" in p:
-            ts, revid = p["arvcontinue"].split("|")
+        if "arvcontinue" in p:  # as MediaWiki writes it: 20200101000000|123
+            mw, revid = p["arvcontinue"].split("|")
+            ts = f"{mw[:4]}-{mw[4:6]}-{mw[6:8]}T{mw[8:10]}:{mw[10:12]}:{mw[12:]}Z"
             found = [pr for pr in found if (pr[1].timestamp, pr[1].revid) >= (ts, int(revid))]
         limit = int(p["arvlimit"]) if p.get("arvlimit", "max") != "max" else self.current_limit()
         batch, rest = found[:limit], found[limit:]
@@ -205,7 +206,8 @@ class FakeWiki:
         out: dict[str, Any] = {"query": {"allrevisions": grouped}}
         if rest:
             nxt = rest[0][1]
-            out["continue"] = {"arvcontinue": f"{nxt.timestamp}|{nxt.revid}", "continue": "-||"}
+            mw = "".join(c for c in nxt.timestamp if c.isdigit())
+            out["continue"] = {"arvcontinue": f"{mw}|{nxt.revid}", "continue": "-||"}
         return out
 
     def allpages(self, p: dict[str, str]) -> dict[str, Any]:

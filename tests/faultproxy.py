@@ -26,7 +26,9 @@ the headers MediaWiki sends (``Retry-After``, ``X-Database-Lag``,
 error page with status 200; truncated and invalid JSON; a connection reset in
 the middle of the body; and a stall longer than the client's timeout. Apart
 from those, ``FaultPlan.repeat_continue`` makes the proxy hand back the same
-``continue`` block on every response of the walks it selects.
+``continue`` block on every response of the walks it selects, and
+``FaultPlan.latency`` holds back every answer (or those ``slow`` selects), as
+a distant wiki would.
 """
 
 from __future__ import annotations
@@ -102,6 +104,10 @@ class FaultPlan:
     retry_after: int = 1  # seconds announced by the faults that announce any
     database_lag: int = 7  # the X-Database-Lag of a maxlag error
     stall_seconds: float = 3.0  # how long a stalled request is held before the proxy hangs up
+    # seconds every answer is held back, as from a wiki on another continent; only
+    # for the requests ``slow`` selects, when given
+    latency: float = 0.0
+    slow: Selector | None = None
 
     def __post_init__(self) -> None:
         unknown = set(self.kinds) | set(self.then_kinds or ()) | set(self.schedule.values())
@@ -268,6 +274,12 @@ class FaultProxy:
         with self._lock:
             return next(self._connections)
 
+    def hold(self, method: str, params: Params) -> None:
+        """Wait out the plan's latency (each connection has its own thread)."""
+        plan = self.plan
+        if plan.latency and (plan.slow is None or plan.slow(method, params)):
+            self._stopping.wait(plan.latency)
+
     def stall(self, seconds: float) -> None:
         self._stopping.wait(seconds)
 
@@ -316,6 +328,7 @@ class _Handler(BaseHTTPRequestHandler):
         if self.command == "POST":
             params.update(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
         number, outcome = proxy.decide(self.command, params)
+        proxy.hold(self.command, params)
         answer = self.answer(outcome, body, params)
         if outcome == PASS and answer.status == 200:
             repeated = proxy.repeated_continue(self.command, params, answer.body)
