@@ -120,10 +120,13 @@ async def fetch_allrevisions_batch(
     return query_list(response, "allrevisions"), nxt
 
 
-async def first_revision_timestamp(client: ApiClient, namespaces: list[int] | None) -> str | None:
+async def revision_timestamp(
+    client: ApiClient, namespaces: list[int] | None, *, newest: bool = False
+) -> str | None:
+    """When the wiki's oldest (or newest) revision was saved; None when it has none."""
     params: dict[str, Any] = {
         "action": "query", "list": "allrevisions", "arvprop": "timestamp",
-        "arvlimit": "1", "arvdir": "newer",
+        "arvlimit": "1", "arvdir": "older" if newest else "newer",
     }
     if namespaces is not None:
         params["arvnamespace"] = pipe(namespaces)

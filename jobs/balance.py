@@ -22,20 +22,29 @@ slices (:func:`jobs.streams.slice_budget`).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Generic, Protocol, TypeVar
 
 import trio
 
+from harvester.client import ApiClient
 from harvester.continuation import Continue
 from harvester.errors import first_cause
 from harvester.walkers import fetch_allrevisions_batch
 from jobs.convert import pages_to_batch
-from jobs.streams import REVISIONS, epoch, iso, slice_budget
+from jobs.streams import epoch, iso, slice_budget
+from jobs.writer import SerialWriter
 from storage.mirror import Mirror
 from storage.records import Checkpoint
 
-if TYPE_CHECKING:
-    from jobs.crawl import CrawlContext
+
+class SliceContext(Protocol):
+    """What a walk over slices needs of the job running it (a crawl, a sync's catch-up)."""
+
+    client: ApiClient
+    mirror: Mirror
+    writer: SerialWriter
+
+    def count(self, new: int) -> None: ...
 
 # A slice is worth splitting when the estimate says it holds this many more batches
 # than the one in flight: a split costs a request, and the estimate is rough.
@@ -44,8 +53,8 @@ MIN_BATCHES_LEFT = 2
 
 @dataclass
 class Slice:
-    """One ``crawl/revisions/NNNN`` stream: revisions saved in [start, end], both
-    inclusive, one-second resolution; None is open."""
+    """One stream (``crawl/revisions/NNNN``, ``sync/catch-up/NNNN``): the revisions
+    saved in [start, end], both inclusive, one-second resolution; None is open."""
 
     name: str
     namespaces: list[int] | None
@@ -92,16 +101,103 @@ def token_time(token: Continue) -> int | None:
 
 
 def slice_index(name: str) -> int:
-    tail = name.removeprefix(REVISIONS)
+    tail = name.rsplit("/", 1)[-1]
     return int(tail) if tail.isdigit() else -1
 
 
-class SliceBoard:
-    """Every slice of the walk, which are taken, and the splitting of them."""
+class Piece(Protocol):
+    """A unit of a walk that workers take whole, or split: a time slice, a page range."""
+
+    name: str
+    done: bool
+    busy: bool
+
+
+P = TypeVar("P", bound=Piece)
+
+
+class WorkBoard(Generic[P]):
+    """Every piece of a walk, which are taken, and what an idle worker does next."""
+
+    def __init__(self, pieces: list[P]) -> None:
+        self.pieces = pieces
+        self.splits = 0
+        self._changed = trio.Event()
+
+    def take(self) -> P | None:
+        """A piece nobody walks yet, now marked taken."""
+        for piece in self.pieces:
+            if not piece.done and not piece.busy:
+                piece.busy = True
+                return piece
+        return None
+
+    def finished(self) -> bool:
+        return all(piece.done for piece in self.pieces)
+
+    def notify(self) -> None:
+        """Something changed (a batch stored, a piece finished): idle workers look again."""
+        self._changed.set()
+        self._changed = trio.Event()
+
+    async def changed(self) -> None:
+        await self._changed.wait()
+
+    def may_split(self) -> bool:
+        """Cheap, on trio's thread: is a split worth asking the writer for?"""
+        return any(piece.busy and not piece.done for piece in self.pieces)
+
+    def split_busiest(self, mirror: Mirror) -> P | None:
+        """Cut the piece with most work left in two, saving both in one transaction, and
+        return the later half, taken; None when none is worth it. On the writer's thread."""
+        raise NotImplementedError
+
+    async def walk(self, ctx: SliceContext, piece: P) -> None:
+        raise NotImplementedError
+
+
+async def next_piece(ctx: SliceContext, board: WorkBoard[P]) -> P | None:
+    """A free piece, or the later half of a busy one; None once every piece is done."""
+    while not board.finished():
+        piece = board.take()
+        if piece is not None:
+            return piece
+        if board.may_split():
+            later = await ctx.writer.run(board.split_busiest, ctx.mirror)
+            if later is not None:
+                board.splits += 1
+                return later
+        await board.changed()
+    return None
+
+
+async def piece_worker(ctx: SliceContext, board: WorkBoard[P]) -> None:
+    while (piece := await next_piece(ctx, board)) is not None:
+        try:
+            await board.walk(ctx, piece)
+        finally:
+            piece.busy = False
+            board.notify()
+
+
+async def run_workers(ctx: SliceContext, board: WorkBoard[P], workers: int) -> None:
+    """Walk every unfinished piece on ``workers`` tasks, splitting as they run dry."""
+    if board.finished():
+        return
+    try:
+        async with trio.open_nursery() as nursery:
+            for _ in range(workers):
+                nursery.start_soon(piece_worker, ctx, board)
+    except BaseExceptionGroup as group:
+        raise first_cause(group) from group
+
+
+class SliceBoard(WorkBoard[Slice]):
+    """The time slices of an allrevisions walk."""
 
     def __init__(self, slices: list[Slice], *, now: str, per_request: int, edits: int | None,
                  workers: int, stored: int) -> None:
-        self.slices = slices
+        super().__init__(slices)
         self.now = epoch(now)
         # revisions a request brings: the API's limit at first, then what full batches
         # brought (big texts make smaller batches, and so more requests at the floor)
@@ -109,32 +205,28 @@ class SliceBoard:
         self.edits = edits
         self.workers = workers
         self.stored = stored  # revisions in the mirror, for what the wiki has left
-        self.splits = 0
-        self._changed = trio.Event()
 
     @property
     def budget(self) -> int:
         """At most this many slices in all."""
         return slice_budget(self.workers, self.edits, self.per_request)
 
-    def take(self) -> Slice | None:
-        """A slice nobody walks yet, now marked taken."""
-        for piece in self.slices:
-            if not piece.done and not piece.busy:
-                piece.busy = True
-                return piece
-        return None
+    def may_split(self) -> bool:
+        return self.victim() is not None
 
-    def finished(self) -> bool:
-        return all(piece.done for piece in self.slices)
+    def split_busiest(self, mirror: Mirror) -> Slice | None:
+        victim = self.victim()
+        return None if victim is None else self.split(mirror, victim)
 
-    def notify(self) -> None:
-        """Something changed (a batch stored, a slice finished): idle workers look again."""
-        self._changed.set()
-        self._changed = trio.Event()
-
-    async def changed(self) -> None:
-        await self._changed.wait()
+    async def walk(self, ctx: SliceContext, piece: Slice) -> None:
+        while not piece.done:
+            pages, nxt = await fetch_allrevisions_batch(
+                ctx.client, namespaces=piece.namespaces, start=piece.start, end=piece.end,
+                resume=piece.token,
+            )
+            new = await ctx.writer.run(store_slice_batch, ctx.mirror, self, piece, pages, nxt)
+            ctx.count(new)
+            self.notify()
 
     def split_point(self, piece: Slice) -> int | None:
         """Where to cut ``piece`` (the first second of the later half), or None when it is
@@ -160,10 +252,10 @@ class SliceBoard:
 
     def victim(self) -> Slice | None:
         """The slice with the most work left that is worth splitting, if the budget allows."""
-        if len(self.slices) >= self.budget:
+        if len(self.pieces) >= self.budget:
             return None
         best: tuple[float, Slice] | None = None
-        for piece in self.slices:
+        for piece in self.pieces:
             at = self.split_point(piece)
             if at is None:
                 continue
@@ -173,20 +265,20 @@ class SliceBoard:
         return None if best is None else best[1]
 
     def split(self, mirror: Mirror, victim: Slice) -> Slice | None:
-        """Cut ``victim`` in two and save both halves in one transaction; the later half
-        is returned, taken. Runs on the writer's thread, after every earlier batch."""
+        """Cut ``victim`` in two (see split_busiest); runs on the writer's thread, after
+        every batch stored before it."""
         at = self.split_point(victim)
         if at is None:
             return None
-        index = max(slice_index(piece.name) for piece in self.slices) + 1
-        later = Slice(f"{REVISIONS}{index:04d}", victim.namespaces, iso(at), victim.end,
+        index = max(slice_index(piece.name) for piece in self.pieces) + 1
+        prefix = victim.name.rsplit("/", 1)[0]
+        later = Slice(f"{prefix}/{index:04d}", victim.namespaces, iso(at), victim.end,
                       busy=True)
         narrowed = Slice(victim.name, victim.namespaces, victim.start, iso(at - 1))
         mirror.save_checkpoints([(victim.name, narrowed.state(victim.token)),
                                  (later.name, later.state(None))])
         victim.end = narrowed.end
-        self.slices.append(later)
-        self.splits += 1
+        self.pieces.append(later)
         return later
 
 
@@ -215,49 +307,3 @@ def store_slice_batch(
         piece.density = len(stamps) / piece.span
     piece.token, piece.done = nxt, nxt is None
     return new
-
-
-async def walk_slice(ctx: CrawlContext, board: SliceBoard, piece: Slice) -> None:
-    try:
-        while not piece.done:
-            pages, nxt = await fetch_allrevisions_batch(
-                ctx.client, namespaces=piece.namespaces, start=piece.start, end=piece.end,
-                resume=piece.token,
-            )
-            new = await ctx.writer.run(store_slice_batch, ctx.mirror, board, piece, pages, nxt)
-            ctx.count(new)
-            board.notify()
-    finally:
-        piece.busy = False
-        board.notify()
-
-
-async def next_slice(ctx: CrawlContext, board: SliceBoard) -> Slice | None:
-    """A free slice, or the later half of a busy one; None once every slice is done."""
-    while not board.finished():
-        piece = board.take()
-        if piece is not None:
-            return piece
-        victim = board.victim()
-        if victim is not None:
-            later = await ctx.writer.run(board.split, ctx.mirror, victim)
-            if later is not None:
-                return later
-            continue  # the victim moved on while the split waited for the writer
-        await board.changed()
-    return None
-
-
-async def slice_worker(ctx: CrawlContext, board: SliceBoard) -> None:
-    while (piece := await next_slice(ctx, board)) is not None:
-        await walk_slice(ctx, board, piece)
-
-
-async def walk_revision_slices(ctx: CrawlContext, board: SliceBoard, workers: int) -> None:
-    """Walk every unfinished slice on ``workers`` tasks, splitting as they run dry."""
-    try:
-        async with trio.open_nursery() as nursery:
-            for _ in range(workers):
-                nursery.start_soon(slice_worker, ctx, board)
-    except BaseExceptionGroup as group:
-        raise first_cause(group) from group

@@ -28,16 +28,16 @@ from harvester.discovery import discover_api
 from harvester.errors import ConfigError, first_cause
 from harvester.walkers import (
     fetch_siteinfo_and_group,
-    first_revision_timestamp,
     group_members,
     has_allrevisions,
+    revision_timestamp,
     walk_current_revisions,
     walk_page_catalogue,
-    walk_page_history,
 )
 from jobs import streams
-from jobs.balance import Slice, SliceBoard, walk_revision_slices
+from jobs.balance import Slice, SliceBoard, run_workers
 from jobs.convert import catalogue_pages, pages_to_batch
+from jobs.histories import PageRange, PageRangeBoard
 from jobs.progress import Progress
 from jobs.writer import SerialWriter
 from storage import query
@@ -241,12 +241,15 @@ async def plan_crawl(
     else:
         selected = None if settings.namespaces is None else namespaces
         slices: list[tuple[str | None, str | None]] = [(None, None)]
-        if settings.concurrency > 1:
-            first = await first_revision_timestamp(client, selected)
-            if first is not None:
-                edits = siteinfo.get("statistics", {}).get("edits")
-                count = streams.slice_count(settings.concurrency, edits, per_request)
-                slices = streams.time_slices(first, server_now, count)
+        edits = siteinfo.get("statistics", {}).get("edits")
+        count = streams.slice_count(settings.concurrency, edits, per_request)
+        if count > 1:
+            # slices of equal length between the oldest and the newest edit, not up to
+            # today: a wiki quiet for years would leave all slices but one empty
+            first = await revision_timestamp(client, selected)
+            last = await revision_timestamp(client, selected, newest=True)
+            if first is not None and last is not None:
+                slices = streams.time_slices(first, last, count)
         plan = streams.revision_streams(selected, slices)
     await writer.run(mirror.create_checkpoints, plan)
     await writer.run(mirror.set_meta, "crawl_plan", json.dumps(wanted))
@@ -259,7 +262,9 @@ async def run_phases(ctx: CrawlContext, mode: str, workers: int) -> None:
         await run_streams(ctx, streams.CURRENT, workers, crawl_current)
     elif mode == "pages":  # the histories walk the catalogue's pages
         await run_streams(ctx, streams.PAGES, workers, crawl_catalogue)
-        await run_streams(ctx, streams.HISTORY, workers, crawl_histories)
+        checkpoints = await ctx.writer.run(ctx.mirror.list_checkpoints, streams.HISTORY)
+        ranges = PageRangeBoard([PageRange.from_checkpoint(cp) for cp in checkpoints])
+        await run_workers(ctx, ranges, workers)
     else:
         await walk_revisions(ctx, workers)
         # every live page has a revision, so the walk has met every namespace that has
@@ -331,35 +336,10 @@ async def walk_revisions(ctx: CrawlContext, workers: int) -> None:
         per_request=ctx.per_request, edits=ctx.edits, workers=workers,
         stored=await ctx.writer.run(ctx.mirror.count_revisions),
     )
-    if not board.finished():
-        await walk_revision_slices(ctx, board, workers)
+    await run_workers(ctx, board, workers)
 
 
 async def crawl_current(ctx: CrawlContext, cp: Checkpoint) -> None:
     spec = spec_of(cp)
     async for pages, nxt in walk_current_revisions(ctx.client, spec["ns"], token_of(cp)):
         await ctx.store(cp.name, pages, {"spec": spec, "continue": nxt}, nxt is None)
-
-
-async def crawl_histories(ctx: CrawlContext, cp: Checkpoint) -> None:
-    """Per-page histories, page by page in pageid order, for wikis without allrevisions."""
-    state = dict(cp.state or {})
-    spec = spec_of(cp)
-    after = int(state.get("after", 0))
-    current: int | None = state.get("pageid")
-    token: dict[str, Any] | None = state.get("continue")
-    while True:
-        if current is None:
-            current = await ctx.writer.run(query.next_pageid, ctx.mirror, spec["ns"], after)
-            if current is None:
-                final = {"spec": spec, "after": after, "pageid": None, "continue": None}
-                await ctx.store(cp.name, [], final, True)
-                return
-            token = None
-        async for pages, nxt in walk_page_history(ctx.client, current, token):
-            if nxt is None:
-                state = {"spec": spec, "after": current, "pageid": None, "continue": None}
-            else:
-                state = {"spec": spec, "after": after, "pageid": current, "continue": nxt}
-            await ctx.store(cp.name, pages, state, False)
-        after, current, token = current, None, None

@@ -86,10 +86,11 @@ def time_slices(first: str, until: str, count: int) -> list[tuple[str | None, st
 
 
 def revision_streams(
-    namespaces: list[int] | None, slices: list[tuple[str | None, str | None]]
+    namespaces: list[int] | None, slices: list[tuple[str | None, str | None]],
+    prefix: str = REVISIONS,
 ) -> list[tuple[str, dict[str, Any]]]:
     return [
-        (f"{REVISIONS}{i:04d}", {"spec": {"namespaces": namespaces, "start": lo, "end": hi}})
+        (f"{prefix}{i:04d}", {"spec": {"namespaces": namespaces, "start": lo, "end": hi}})
         for i, (lo, hi) in enumerate(slices)
     ]
 

@@ -38,11 +38,12 @@ from harvester.walkers import (
     fetch_revisions,
     oldest_recent_change,
     revision_ids_between,
-    walk_allrevisions,
     walk_log_events,
     walk_page_catalogue,
     walk_recent_changes,
 )
+from jobs import streams
+from jobs.balance import Slice, SliceBoard, run_workers
 from jobs.convert import catalogue_pages, page_record, pages_to_batch, revision_record
 from jobs.crawl import authenticate, budget_for, check_etiquette, client_settings, record_bots
 from jobs.streams import format_ts, parse_ts
@@ -58,6 +59,7 @@ log = logging.getLogger("harvester.sync")
 # catches them.
 OVERLAP = timedelta(minutes=5)
 CHECKPOINT = "sync/apply"
+CATCH_UP = "sync/catch-up/"  # the catch-up's time slices, while it runs
 REVIDS_PER_REQUEST = 50  # the API's multi-value limit; 500 with apihighlimits
 
 # Log events and what they mean for the mirror. Each listed (type, action) makes
@@ -113,6 +115,10 @@ class SyncContext:
     revids_per_request: int = REVIDS_PER_REQUEST
     sees_suppressions: bool = False
     bots_refreshed: bool = False
+    workers: int = 1  # for the catch-up's walk over time slices
+
+    def count(self, new: int) -> None:
+        self.summary.applied["revisions"] += new
 
 
 def shifted(timestamp: str, delta: timedelta) -> str:
@@ -170,7 +176,8 @@ async def run_sync(
                 rights = (await authenticate(client, settings)).rights
             ctx = SyncContext(client, mirror, SerialWriter(directory), SyncSummary(),
                               REVIDS_PER_REQUEST * (10 if "apihighlimits" in rights else 1),
-                              sees_suppressions="suppressionlog" in rights)
+                              sees_suppressions="suppressionlog" in rights,
+                              workers=settings.concurrency)
             run_id = await ctx.writer.run(mirror.start_run, "sync",
                                           {"api": api_url, "high_water": start})
             status = "failed"
@@ -339,13 +346,7 @@ async def reconcile_page(
 async def catch_up(ctx: SyncContext, high_water: str, namespaces: list[int] | None) -> None:
     """Without recentchanges: new revisions by time, then every page checked by its info."""
     started_at = await server_time(ctx.client)
-    async for pages, _ in walk_allrevisions(
-        ctx.client, namespaces=namespaces, start=shifted(high_water, -OVERLAP), end=None,
-        resume=None,
-    ):
-        new = await ctx.writer.run(ctx.mirror.write_batch, pages_to_batch(pages), CHECKPOINT,
-                                   None, False)
-        ctx.summary.applied["revisions"] += new
+    await catch_up_revisions(ctx, shifted(high_water, -OVERLAP), started_at, namespaces)
     live: set[int] = set()
     walked = namespaces
     if walked is None:
@@ -366,6 +367,26 @@ async def catch_up(ctx: SyncContext, high_water: str, namespaces: list[int] | No
         ctx.summary.applied["pages deleted"] += 1
     ctx.summary.high_water = started_at
     await ctx.writer.run(changes.record_rcids, ctx.mirror, [], started_at)
+
+
+async def catch_up_revisions(
+    ctx: SyncContext, start: str, now: str, namespaces: list[int] | None
+) -> None:
+    """Every revision saved since ``start``, over time slices that the workers split as
+    they run dry (jobs/balance.py). A catch-up that was killed starts over from the
+    high-water mark, so its slices are planned anew each time."""
+    await ctx.writer.run(ctx.mirror.delete_checkpoints, CATCH_UP)
+    count = streams.slice_count(ctx.workers, None, ctx.revids_per_request)
+    plan = streams.revision_streams(namespaces, streams.time_slices(start, now, count), CATCH_UP)
+    if plan[0][1]["spec"]["start"] is None:  # the first slice starts at the mark, not before
+        plan[0][1]["spec"]["start"] = start
+    await ctx.writer.run(ctx.mirror.create_checkpoints, plan)
+    checkpoints = await ctx.writer.run(ctx.mirror.list_checkpoints, CATCH_UP)
+    board = SliceBoard([Slice.from_checkpoint(cp) for cp in checkpoints], now=now,
+                       per_request=ctx.revids_per_request, edits=None, workers=ctx.workers,
+                       stored=0)
+    await run_workers(ctx, board, ctx.workers)
+    await ctx.writer.run(ctx.mirror.delete_checkpoints, CATCH_UP)
 
 
 async def server_time(client: ApiClient) -> str:

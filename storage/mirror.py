@@ -337,6 +337,12 @@ class Mirror:
                 _UPDATE_CHECKPOINT, [(name, _state_json(state), 0, 0, now) for name, state in items]
             )
 
+    def delete_checkpoints(self, prefix: str) -> None:
+        """Forget every checkpoint whose name starts with ``prefix``."""
+        with self.transaction() as conn:
+            conn.execute("DELETE FROM checkpoints WHERE substr(name, 1, length(?)) = ?",
+                         [prefix, prefix])
+
     # -- the atomic writes -------------------------------------------------------
 
     def write_batch(

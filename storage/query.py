@@ -260,11 +260,31 @@ def stored_namespaces(mirror: Mirror) -> list[int]:
     return [int(row[0]) for row in mirror.db.execute("SELECT id FROM namespaces WHERE id >= 0")]
 
 
-def next_pageid(mirror: Mirror, ns: int, after: int) -> int | None:
-    """The smallest pageid above ``after`` in a namespace, or None."""
+def next_pageid(mirror: Mirror, ns: int, after: int, upto: int | None = None) -> int | None:
+    """The smallest pageid above ``after`` (and at most ``upto``) in a namespace, or None."""
     row = mirror.db.execute(
-        "SELECT min(pageid) FROM pages WHERE ns = ? AND pageid > ?", [ns, after]).fetchone()
+        "SELECT min(pageid) FROM pages WHERE ns = ? AND pageid > ? AND pageid <= ?",
+        [ns, after, _NO_LIMIT if upto is None else upto]).fetchone()
     return None if row[0] is None else int(row[0])
+
+
+def pages_between(mirror: Mirror, ns: int, after: int, upto: int | None) -> int:
+    """How many pages of a namespace have a pageid in (after, upto]."""
+    row = mirror.db.execute(
+        "SELECT count(*) FROM pages WHERE ns = ? AND pageid > ? AND pageid <= ?",
+        [ns, after, _NO_LIMIT if upto is None else upto]).fetchone()
+    return int(row[0])
+
+
+def nth_pageid(mirror: Mirror, ns: int, after: int, n: int) -> int | None:
+    """The ``n``-th pageid (from 0) above ``after`` in a namespace, or None."""
+    row = mirror.db.execute(
+        "SELECT pageid FROM pages WHERE ns = ? AND pageid > ? ORDER BY pageid LIMIT 1 OFFSET ?",
+        [ns, after, n]).fetchone()
+    return None if row is None else int(row[0])
+
+
+_NO_LIMIT = 2**63 - 1
 
 
 def pageid_of(mirror: Mirror, title: str) -> int | None:

@@ -195,6 +195,8 @@ class FakeWiki:
             mw, revid = p["arvcontinue"].split("|")
             ts = f"{mw[:4]}-{mw[4:6]}-{mw[6:8]}T{mw[8:10]}:{mw[10:12]}:{mw[12:]}Z"
             found = [pr for pr in found if (pr[1].timestamp, pr[1].revid) >= (ts, int(revid))]
+        if p.get("arvdir") == "older":  # newest first (no continuation needed so far)
+            found.reverse()
         limit = int(p["arvlimit"]) if p.get("arvlimit", "max") != "max" else self.current_limit()
         batch, rest = found[:limit], found[limit:]
         grouped: list[dict[str, Any]] = []

@@ -130,3 +130,35 @@ async def test_four_workers_take_under_a_third_of_the_time_of_one(
     assert four <= 0.3 * one, (four, one)
     assert export(tmp_path / "four") == export(tmp_path / "one")
     assert len(export(tmp_path / "four")) == REVISIONS
+
+
+async def test_page_histories_are_shared_out_too(
+    tmp_path: Path, clock: trio.testing.MockClock
+) -> None:
+    """A wiki without allrevisions: histories page by page, a few pages holding most."""
+    rng = random.Random(5)
+    sizes = [int(rng.paretovariate(1.2) * 8) for _ in range(60)]  # a few long histories
+    times = sorted(NOW - rng.randrange(5 * YEAR) for _ in range(sum(sizes)))
+
+    def old_wiki() -> FakeWiki:
+        pages, revid = [], 0
+        for index, size in enumerate(sizes):
+            page = FakePage(pageid=index + 1, ns=0, title=f"Page {index + 1:03d}", revisions=[])
+            for _ in range(size):
+                revid += 1
+                page.revisions.append(FakeRevision(revid=revid, timestamp=iso(times[revid - 1]),
+                                                   text=f"{page.title} at revision {revid}"))
+            pages.append(page)
+        wiki = FakeWiki(pages, generator="MediaWiki 1.26.4", limit=LIMIT)
+        wiki.latency = LATENCY
+        return wiki
+
+    serial, parallel = old_wiki(), old_wiki()
+    one = await timed_crawl(serial, tmp_path / "one", 1)
+    four = await timed_crawl(parallel, tmp_path / "four", 4)
+    floor = sum(math.ceil(size / LIMIT) for size in sizes if size)
+    histories = [sum(1 for _, p, _ in wiki.requests if p.get("prop") == "revisions")
+                 for wiki in (serial, parallel)]
+    assert histories == [floor, floor]  # a split costs no request
+    assert four <= 0.3 * one, (four, one, sorted(sizes)[-5:])
+    assert export(tmp_path / "four") == export(tmp_path / "one")

@@ -121,9 +121,13 @@ async def test_old_wiki_falls_back_to_page_histories(tmp_path: Path) -> None:
 
 
 async def test_concurrency_splits_the_walk_over_workers(tmp_path: Path) -> None:
-    # 4,000 revisions in 17 days of a wiki whose clock says ten years later: the
-    # first of four equal slices in time holds them all, and is split as it goes
+    # 4,000 revisions: a quarter over four days, then three quarters in one hour, so
+    # the last of four slices of equal length holds most of them, and is split
     wiki = FakeWiki(make_pages(10, 400))
+    burst = epoch("2020-02-01T00:00:00Z")
+    for page in wiki.pages:
+        for rev in page.revisions[100:]:
+            rev.timestamp = iso(burst + rev.revid - 1000)  # revids follow time
     wiki.latency = 0.02
     settings = settings_for(wiki, tmp_path / "m", concurrency=4)
     await run_crawl(settings, transport=wiki.transport())

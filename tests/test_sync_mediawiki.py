@@ -15,7 +15,7 @@ import trio
 
 from harvester.config import Settings
 from jobs.crawl import run_crawl
-from jobs.sync import run_sync
+from jobs.sync import CATCH_UP, run_sync
 from storage.mirror import Mirror
 from tests.test_crawl_mediawiki import crawl_settings, export_records
 
@@ -110,8 +110,9 @@ async def test_user_rename_is_followed(wiki_server: Any, changer: Any, tmp_path:
     await assert_sync_equals_fresh_crawl(wiki_server.api_url, mirror, tmp_path / "fresh")
 
 
+@pytest.mark.parametrize("workers", [1, 3])
 async def test_expired_recentchanges_fall_back_to_catch_up(
-    wiki_server: Any, changer: Any, tmp_path: Path
+    wiki_server: Any, changer: Any, tmp_path: Path, workers: int
 ) -> None:
     mirror = tmp_path / "mirror"
     await run_crawl(crawl_settings(wiki_server.api_url, mirror))
@@ -122,8 +123,11 @@ async def test_expired_recentchanges_fall_back_to_catch_up(
     time.sleep(2.5)  # timestamps have whole seconds: let the changes age past the max age
     changer.set_rc_max_age(1)
     changer.expire_recent_changes()
-    summary = await run_sync(sync_settings(mirror))
+    summary = await run_sync(sync_settings(mirror, concurrency=workers))
     assert summary.mode.startswith("catch-up")
+    assert summary.applied["revisions"] >= 2
+    with Mirror.open(mirror, create=False) as opened:  # its slices are gone with it
+        assert opened.list_checkpoints(CATCH_UP) == []
     await assert_sync_equals_fresh_crawl(wiki_server.api_url, mirror, tmp_path / "fresh")
 
 
