@@ -138,7 +138,8 @@ async def test_parallel_and_page_history_modes_agree(
 ) -> None:
     await run_crawl(crawl_settings(shared_server.api_url, tmp_path / "c4", concurrency=4))
     assert_matches_dump(tmp_path / "c4", fixture_dump)
-    await run_crawl(crawl_settings(shared_server.api_url, tmp_path / "pages", history_mode="pages"))
+    await run_crawl(crawl_settings(shared_server.api_url, tmp_path / "pages", history_mode="pages",
+                                   concurrency=3))  # page ranges split among the workers
     assert_matches_dump(tmp_path / "pages", fixture_dump)
 
 
