@@ -100,6 +100,11 @@ class RetriesExhaustedError(HarvesterError):
         self.last = last
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, how systemd (and kill) stop a process: handled as Ctrl-C is, at the next
+    safe point, but told apart by its exit code."""
+
+
 def first_cause(group: BaseExceptionGroup) -> BaseException:
     """The one error to report from a nursery's group: an interrupt, then our own errors."""
     leaves: list[BaseException] = []

@@ -38,6 +38,7 @@ from jobs import streams
 from jobs.balance import Slice, SliceBoard, run_workers
 from jobs.convert import catalogue_pages, pages_to_batch
 from jobs.histories import PageRange, PageRangeBoard
+from jobs.outcome import run_status
 from jobs.progress import Progress
 from jobs.writer import SerialWriter
 from storage import query
@@ -180,6 +181,9 @@ async def crawl_into(
         if ctx.new_revisions:  # they came a few at a time per page: pack each page's tight
             await writer.run(mirror.tighten_packs)
         status = "complete"
+    except BaseException as exc:
+        status = run_status(exc)
+        raise
     finally:
         progress.close()
         stats = {"requests": client.budget.stats.requests, "new_revisions": ctx.new_revisions,

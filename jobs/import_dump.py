@@ -27,6 +27,7 @@ from harvester.discovery import discover_api
 from harvester.errors import ConfigError
 from harvester.walkers import fetch_siteinfo_and_group, group_members
 from jobs.crawl import budget_for, check_etiquette, client_settings, wiki_identity
+from jobs.outcome import run_status
 from jobs.progress import Progress
 from storage import dumpimport
 from storage.dumpxml import DumpError, SiteInfo, read_siteinfo
@@ -151,6 +152,9 @@ def import_into(
                 mirror, head.path, lambda new, _bytes: progress.advance(new))
             summary.results.append(result)
         status = "complete"
+    except BaseException as exc:
+        status = run_status(exc)
+        raise
     finally:
         progress.close()
         stats = {"files": [r.file for r in summary.results],

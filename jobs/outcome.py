@@ -23,7 +23,8 @@ EXIT_API = 4
 EXIT_THROTTLED = 5
 EXIT_MIRROR = 6
 EXIT_LOCKED = 7
-EXIT_INTERRUPTED = 130
+EXIT_INTERRUPTED = 130  # Ctrl-C (SIGINT), as shells report it: 128 + 2
+EXIT_TERMINATED = 143  # SIGTERM: 128 + 15
 
 _CODES: list[tuple[type[BaseException], int]] = [
     (ConfigError, EXIT_USAGE),
@@ -34,6 +35,21 @@ _CODES: list[tuple[type[BaseException], int]] = [
     (StorageError, EXIT_MIRROR),
     (OSError, EXIT_MIRROR),  # the mirror's disk: full, read-only, permissions
 ]
+
+
+def run_status(exc: BaseException) -> str:
+    """How a run that ended in ``exc`` is recorded in ``runs``: "interrupted" when
+    Ctrl-C or SIGTERM stopped it (at a safe point: the mirror is consistent and the
+    same command resumes it), "failed" otherwise."""
+    return "interrupted" if _stopped(exc) else "failed"
+
+
+def _stopped(exc: BaseException) -> bool:
+    import trio  # a SIGTERM cancels a trio job (harvester.cli); loaded by then
+
+    if isinstance(exc, BaseExceptionGroup):
+        return all(_stopped(inner) for inner in exc.exceptions)
+    return isinstance(exc, (KeyboardInterrupt, trio.Cancelled))
 
 
 def exit_code_for(exc: BaseException) -> int:

@@ -46,6 +46,7 @@ from jobs import streams
 from jobs.balance import Slice, SliceBoard, run_workers
 from jobs.convert import catalogue_pages, page_record, pages_to_batch, revision_record
 from jobs.crawl import authenticate, budget_for, check_etiquette, client_settings, record_bots
+from jobs.outcome import run_status
 from jobs.streams import format_ts, parse_ts
 from jobs.writer import SerialWriter
 from storage import changes, query
@@ -184,6 +185,9 @@ async def run_sync(
             try:
                 await sync_from(ctx, start, crawl_namespaces(mirror))
                 status = "complete"
+            except BaseException as exc:
+                status = run_status(exc)
+                raise
             finally:
                 ctx.summary.requests = budget.stats.requests - requests_before
                 stats = {"mode": ctx.summary.mode, "applied": dict(ctx.summary.applied),

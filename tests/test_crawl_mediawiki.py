@@ -239,3 +239,33 @@ def test_cli_finds_the_api_from_a_page_url(shared_server: Any, tmp_path: Path) -
     )
     assert done.returncode == 0, done.stderr
     assert "crawl complete" in done.stdout and shared_server.api_url in done.stdout
+
+
+@pytest.mark.parametrize(("signum", "code", "how"), [
+    (signal.SIGTERM, 143, "terminated"), (signal.SIGINT, 130, "interrupted")])
+def test_a_signal_stops_the_crawl_at_a_safe_point(
+    shared_server: Any, fixture_dump: Path, tmp_path: Path, signum: int, code: int, how: str
+) -> None:
+    """SIGTERM (systemd, kill) and Ctrl-C: the run is recorded as interrupted, the exit
+    code says which, and the same command finishes the crawl."""
+    mirror = tmp_path / "m"
+    command = harvester_command("crawl", shared_server.api_url, "--mirror", str(mirror),
+                                "--quiet", "--max-rps", "25", "--concurrency", "2")
+    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while process.poll() is None and stored_revisions(mirror) < 500:
+        assert time.monotonic() < deadline, "nothing was stored"
+        time.sleep(0.01)
+    assert process.poll() is None, "the crawl ended before the signal"
+    process.send_signal(signum)
+    stderr = process.communicate(timeout=60)[1].decode()
+    assert (process.returncode, stderr) == (
+        code, f"harvester: {how}; the mirror is consistent, run again to resume\n")
+    db = sqlite3.connect(f"file:{mirror / 'mirror.sqlite'}?mode=ro", uri=True)
+    status = db.execute("SELECT status FROM runs ORDER BY id DESC LIMIT 1").fetchone()[0]
+    db.close()
+    assert status == "interrupted"
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert_matches_dump(mirror, fixture_dump)

@@ -40,6 +40,7 @@ from storage.mirror import Mirror
 from tests.ground_truth import parse_dump
 from tests.test_crawl_mediawiki import (
     assert_matches_dump,
+    count_rows,
     crawl_settings,
 )
 from tests.test_sync_mediawiki import sync_settings
@@ -621,3 +622,45 @@ def test_a_completed_import_leaves_the_file_compact(big_dump: Path, tmp_path: Pa
     cli, bare = (tmp_path / name / "mirror.sqlite" for name in ("cli", "bare"))
     assert cli.stat().st_size < 0.97 * bare.stat().st_size
     assert export(tmp_path / "cli") == export(tmp_path / "bare")
+
+
+def last_run(mirror: Path) -> tuple[str, str]:
+    db = sqlite3.connect(f"file:{mirror / 'mirror.sqlite'}?mode=ro", uri=True)
+    try:
+        return db.execute("SELECT command, status FROM runs ORDER BY id DESC LIMIT 1").fetchone()
+    finally:
+        db.close()
+
+
+def stop_with(signum: int, command: list[str], mirror: Path, stored: int) -> str:
+    """Run ``command``, send ``signum`` once ``stored`` revisions are in; its stderr."""
+    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while process.poll() is None and count_rows(mirror, "revisions") < stored:
+        assert time.monotonic() < deadline, "nothing was stored"
+        time.sleep(0.01)
+    assert process.poll() is None, "the command ended before the signal"
+    process.send_signal(signum)
+    stderr = process.communicate(timeout=60)[1].decode()
+    return f"{process.returncode}|{stderr}"
+
+
+SIGNALS = [(signal.SIGTERM, 143, "terminated"), (signal.SIGINT, 130, "interrupted")]
+
+
+@pytest.mark.parametrize(("signum", "code", "how"), SIGNALS)
+def test_a_signal_stops_the_import_at_a_safe_point(
+    big_dump: Path, tmp_path: Path, signum: int, code: int, how: str
+) -> None:
+    mirror = tmp_path / "m"
+    command = [sys.executable, "-m", "harvester", "import-dump", str(big_dump), "--mirror",
+               str(mirror), "--quiet"]
+    ended = stop_with(signum, command, mirror, 2000)
+    assert ended == f"{code}|harvester: {how}; the mirror is consistent, run again to resume\n"
+    assert last_run(mirror) == ("import-dump", "interrupted")
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert last_run(mirror) == ("import-dump", "complete")
+    import_file(big_dump, tmp_path / "straight")
+    assert export(mirror) == export(tmp_path / "straight")

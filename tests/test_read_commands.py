@@ -208,3 +208,31 @@ def test_stats_counts_reverts_in_text_bytes(tmp_path: Path) -> None:
     stats = read.run_stats(str(tmp_path), io.StringIO(), as_json=True)
     assert stats["text_bytes"] == 2006 and stats["distinct_text_bytes"] == 1006
     assert stats["editors"] == 1 and stats["last_run"] is None
+
+
+def test_a_reader_that_stops_early_ends_the_command_quietly(tmp_path: Path) -> None:
+    """`harvester pages --json | head -c 1` on a mirror whose listing overfills the
+    pipe, so the command is still writing when its reader goes: exit 0, no message."""
+    import subprocess
+    import sys
+
+    import trio
+
+    from jobs.crawl import run_crawl
+    from tests.fakewiki import FakeWiki, make_pages
+    from tests.test_cli import ROOT
+    from tests.test_crawl_fake import settings_for
+
+    wiki = FakeWiki(make_pages(1500, 1))
+    trio.run(lambda: run_crawl(settings_for(wiki, tmp_path / "m"), transport=wiki.transport()))
+    for command in (["pages", "--json"], ["pages"], ["stats", "--json"]):
+        for _ in range(3):
+            process = subprocess.Popen(
+                [sys.executable, "-m", "harvester", *command, "--mirror", str(tmp_path / "m")],
+                cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            assert process.stdout is not None and process.stderr is not None
+            assert process.stdout.read(1)
+            process.stdout.close()  # the reader is gone while the command writes
+            errors = process.stderr.read().decode()
+            assert process.wait(timeout=60) == 0, errors
+            assert errors == ""
