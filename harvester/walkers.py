@@ -108,8 +108,16 @@ async def fetch_allrevisions_batch(
 ) -> Chunk:
     """One batch of :func:`walk_allrevisions`, for a walk whose ``end`` may move between
     batches (a time slice that another worker split)."""
+    params = allrevisions_params(namespaces, start, end)
+    return await fetch_batch(client, params, resume, "allrevisions")
+
+
+async def fetch_batch(
+    client: ApiClient, params: dict[str, Any], resume: Continue | None, key: str
+) -> Chunk:
+    """One request of a walk, from ``resume``: its ``query.<key>`` list and the next token."""
     token: Continue = dict(resume) if resume else {"continue": ""}
-    response = await client.call({**allrevisions_params(namespaces, start, end), **token})
+    response = await client.call({**params, **token})
     nxt = response.get("continue")
     if not isinstance(nxt, dict) or not nxt:
         nxt = None
@@ -117,7 +125,7 @@ async def fetch_allrevisions_batch(
         raise ContinuationLoopError(
             f"the wiki returned the continuation {nxt} again; stopping instead of looping"
         )
-    return query_list(response, "allrevisions"), nxt
+    return query_list(response, key), nxt
 
 
 async def revision_timestamp(
@@ -144,34 +152,46 @@ def checked_timestamp(item: Any) -> str:
     return value
 
 
+def allpages_params(namespace: int, *, content: bool, start: str | None = None,
+                    end: str | None = None) -> dict[str, Any]:
+    """``generator=allpages`` over a namespace in title order, from ``start`` to ``end``
+    (both inclusive), with each page's info and, with ``content``, its latest revision.
+
+    With several pages per request the API returns only the latest revision of
+    each; when content is too large for one response it continues within the
+    same set of pages, so a page may come without ``revisions`` in one chunk and
+    with them in the next.
+    """
+    params: dict[str, Any] = {
+        "action": "query", "generator": "allpages", "gapnamespace": str(namespace),
+        "gaplimit": "max", "prop": "info",
+    }
+    if content:
+        params.update(prop="info|revisions", rvprop=REVISION_PROPS, rvslots="*")
+    if start:
+        params["gapfrom"] = start
+    if end:
+        params["gapto"] = end
+    return params
+
+
 async def walk_page_catalogue(
     client: ApiClient, namespace: int, resume: Continue | None
 ) -> AsyncIterator[Chunk]:
     """Every page of a namespace with its info (ids, redirect flag, length, latest revision)."""
-    params = {
-        "action": "query", "generator": "allpages", "gapnamespace": str(namespace),
-        "gaplimit": "max", "prop": "info",
-    }
+    params = allpages_params(namespace, content=False)
     async for response, nxt in iterate_query(client, params, resume):
         yield query_list(response, "pages"), nxt
 
 
-async def walk_current_revisions(
-    client: ApiClient, namespace: int, resume: Continue | None
-) -> AsyncIterator[Chunk]:
-    """Every page of a namespace with its info and latest revision (content included).
-
-    With several pages per request the API returns only the latest revision of
-    each; when content is too large for one response it continues within the
-    same set of pages, so a page may come without ``revisions`` in one chunk
-    and with them in the next.
-    """
-    params = {
-        "action": "query", "generator": "allpages", "gapnamespace": str(namespace),
-        "gaplimit": "max", "prop": "info|revisions", "rvprop": REVISION_PROPS, "rvslots": "*",
-    }
-    async for response, nxt in iterate_query(client, params, resume):
-        yield query_list(response, "pages"), nxt
+async def fetch_allpages_batch(
+    client: ApiClient, *, namespace: int, start: str | None, end: str | None,
+    resume: Continue | None, content: bool,
+) -> Chunk:
+    """One batch of an allpages walk (:func:`allpages_params`) whose end may move between
+    batches (a title range that another worker split)."""
+    params = allpages_params(namespace, content=content, start=start, end=end)
+    return await fetch_batch(client, params, resume, "pages")
 
 
 async def walk_page_history(

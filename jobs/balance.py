@@ -51,6 +51,26 @@ class SliceContext(Protocol):
 MIN_BATCHES_LEFT = 2
 
 
+def halfway(position: int, span: int, density: float, upper: int, left: int | None,
+            per_request: int) -> int | None:
+    """Where to cut a walk at ``position`` whose last batch covered ``span`` with
+    ``density`` items a unit, up to ``upper``: the first unit of the later half of the
+    work it has left, or None when that is not worth a request.
+
+    The work left is what the density promises up to the end, but never more than
+    ``left``, what the whole walk has left: a burst in an otherwise quiet stretch
+    is then cut where the burst is, not in the middle of the quiet around it.
+    """
+    lower = position + span  # about where the request in flight will end
+    work = density * (upper - lower)
+    if left is not None:
+        work = min(work, left)
+    horizon = min(upper - lower, int(work / density))
+    if horizon < 2 or work < MIN_BATCHES_LEFT * per_request:
+        return None
+    return lower + (horizon + 1) // 2
+
+
 @dataclass
 class Slice:
     """One stream (``crawl/revisions/NNNN``, ``sync/catch-up/NNNN``): the revisions
@@ -140,8 +160,10 @@ class WorkBoard(Generic[P]):
         self._changed.set()
         self._changed = trio.Event()
 
-    async def changed(self) -> None:
-        await self._changed.wait()
+    def next_change(self) -> trio.Event:
+        """Set by the next :meth:`notify`: taken before looking, so that a change made
+        while a worker looks (a split waits for the writer) is not missed."""
+        return self._changed
 
     def may_split(self) -> bool:
         """Cheap, on trio's thread: is a split worth asking the writer for?"""
@@ -162,12 +184,13 @@ async def next_piece(ctx: SliceContext, board: WorkBoard[P]) -> P | None:
         piece = board.take()
         if piece is not None:
             return piece
+        change = board.next_change()
         if board.may_split():
             later = await ctx.writer.run(board.split_busiest, ctx.mirror)
             if later is not None:
                 board.splits += 1
                 return later
-        await board.changed()
+        await change.wait()
     return None
 
 
@@ -229,26 +252,14 @@ class SliceBoard(WorkBoard[Slice]):
             self.notify()
 
     def split_point(self, piece: Slice) -> int | None:
-        """Where to cut ``piece`` (the first second of the later half), or None when it is
-        not worth a request: too little left by its last batch's density, or too short.
-
-        The work left is what the slice's density promises up to its end, but never
-        more than the wiki has left (its edit count less what is stored): a burst of
-        edits in an otherwise quiet slice is then cut where its edits are, not in
-        the middle of the quiet years around it.
-        """
+        """Where to cut ``piece`` (the first second of the later half; see halfway), or
+        None. The walk has left the wiki's edit count less what is stored."""
         position = piece.position()
         if piece.done or not piece.busy or not piece.density or position is None:
             return None
         upper = epoch(piece.end) if piece.end else max(self.now, position)
-        lower = position + piece.span  # about where the request in flight will end
-        work = piece.density * (upper - lower)
-        if self.edits is not None:
-            work = min(work, max(0, self.edits - self.stored))
-        horizon = min(upper - lower, int(work / piece.density))
-        if horizon < 2 or work < MIN_BATCHES_LEFT * self.per_request:
-            return None
-        return lower + (horizon + 1) // 2
+        left = None if self.edits is None else max(0, self.edits - self.stored)
+        return halfway(position, piece.span, piece.density, upper, left, self.per_request)
 
     def victim(self) -> Slice | None:
         """The slice with the most work left that is worth splitting, if the budget allows."""

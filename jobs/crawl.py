@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,26 +24,24 @@ from harvester.budget import BudgetPolicy, PoliteBudget, is_wikimedia_host
 from harvester.client import ApiClient, ClientSettings, open_client
 from harvester.config import Settings
 from harvester.discovery import discover_api
-from harvester.errors import ConfigError, first_cause
+from harvester.errors import ConfigError
 from harvester.walkers import (
     fetch_siteinfo_and_group,
     group_members,
     has_allrevisions,
     revision_timestamp,
-    walk_current_revisions,
-    walk_page_catalogue,
 )
 from jobs import streams
 from jobs.balance import Slice, SliceBoard, run_workers
-from jobs.convert import catalogue_pages, pages_to_batch
+from jobs.convert import pages_to_batch
 from jobs.histories import PageRange, PageRangeBoard
 from jobs.outcome import run_status
 from jobs.progress import Progress
+from jobs.title_ranges import TitleBoard, TitleRange
 from jobs.writer import SerialWriter
 from storage import query
 from storage.lock import MirrorLock
 from storage.mirror import Mirror
-from storage.records import Checkpoint
 
 log = logging.getLogger("harvester.crawl")
 
@@ -69,7 +66,7 @@ class CrawlContext:
     progress: Progress
     per_request: int  # revisions with content a request brings
     server_now: str
-    edits: int | None  # the wiki's edit count, from siteinfo
+    siteinfo: dict[str, Any]
     new_revisions: int = 0
 
     async def store(self, name: str, pages: list[dict[str, Any]], state: dict[str, Any],
@@ -173,8 +170,7 @@ async def crawl_into(
         "crawl", total=edits, initial=await writer.run(mirror.count_revisions),
         quiet=settings.quiet,
     )
-    ctx = CrawlContext(client, mirror, writer, progress, per_request, server_now,
-                       edits if isinstance(edits, int) else None)
+    ctx = CrawlContext(client, mirror, writer, progress, per_request, server_now, siteinfo)
     status = "failed"
     try:
         await run_phases(ctx, mode, settings.concurrency)
@@ -263,9 +259,9 @@ async def plan_crawl(
 async def run_phases(ctx: CrawlContext, mode: str, workers: int) -> None:
     """Run the crawl's streams in the order each mode needs."""
     if mode == "current":  # pages come with their info: no separate catalogue
-        await run_streams(ctx, streams.CURRENT, workers, crawl_current)
+        await walk_titles(ctx, streams.CURRENT, workers, content=True)
     elif mode == "pages":  # the histories walk the catalogue's pages
-        await run_streams(ctx, streams.PAGES, workers, crawl_catalogue)
+        await walk_titles(ctx, streams.PAGES, workers, content=False)
         checkpoints = await ctx.writer.run(ctx.mirror.list_checkpoints, streams.HISTORY)
         ranges = PageRangeBoard([PageRange.from_checkpoint(cp) for cp in checkpoints])
         await run_workers(ctx, ranges, workers)
@@ -276,7 +272,7 @@ async def run_phases(ctx: CrawlContext, mode: str, workers: int) -> None:
         found = await ctx.writer.run(query.namespaces_with_pages, ctx.mirror)
         await ctx.writer.run(ctx.mirror.create_checkpoints,
                              streams.namespace_streams(streams.PAGES, found))
-        await run_streams(ctx, streams.PAGES, workers, crawl_catalogue)
+        await walk_titles(ctx, streams.PAGES, workers, content=False)
 
 
 def choose_mode(settings: Settings, siteinfo: dict[str, Any]) -> str:
@@ -287,49 +283,23 @@ def choose_mode(settings: Settings, siteinfo: dict[str, Any]) -> str:
     return settings.history_mode
 
 
-StreamRunner = Callable[[CrawlContext, Checkpoint], Awaitable[None]]
+def statistic(siteinfo: dict[str, Any], name: str) -> int | None:
+    value = siteinfo.get("statistics", {}).get(name)
+    return value if type(value) is int else None
 
 
-async def run_streams(ctx: CrawlContext, prefix: str, workers: int, runner: StreamRunner) -> None:
-    """Run every unfinished stream with ``prefix`` on up to ``workers`` trio tasks."""
-    pending = [cp for cp in await ctx.writer.run(ctx.mirror.list_checkpoints, prefix)
-               if not cp.done]
-    if not pending:
-        return
-    send, receive = trio.open_memory_channel[Checkpoint](len(pending))
-    for checkpoint in pending:
-        send.send_nowait(checkpoint)
-    send.close()
-
-    async def worker(queue: trio.MemoryReceiveChannel[Checkpoint]) -> None:
-        async with queue:
-            async for checkpoint in queue:
-                await runner(ctx, checkpoint)
-
-    try:
-        async with trio.open_nursery() as nursery:
-            for _ in range(min(workers, len(pending))):
-                nursery.start_soon(worker, receive.clone())
-    except BaseExceptionGroup as group:
-        raise first_cause(group) from group
-    finally:
-        await receive.aclose()
-
-
-def spec_of(checkpoint: Checkpoint) -> dict[str, Any]:
-    return dict((checkpoint.state or {}).get("spec", {}))
-
-
-def token_of(checkpoint: Checkpoint) -> dict[str, Any] | None:
-    return (checkpoint.state or {}).get("continue")
-
-
-async def crawl_catalogue(ctx: CrawlContext, cp: Checkpoint) -> None:
-    spec = spec_of(cp)
-    async for pages, nxt in walk_page_catalogue(ctx.client, spec["ns"], token_of(cp)):
-        state = {"spec": spec, "continue": nxt}
-        await ctx.writer.run(ctx.mirror.write_pages, catalogue_pages(pages), cp.name, state,
-                             nxt is None)
+async def walk_titles(ctx: CrawlContext, prefix: str, workers: int, *, content: bool) -> None:
+    """An allpages walk (the catalogue, or the latest revisions) over title ranges, split
+    among the workers as they run dry."""
+    checkpoints = await ctx.writer.run(ctx.mirror.list_checkpoints, prefix)
+    first_letter = {int(ns) for ns, info in ctx.siteinfo["namespaces"].items()
+                    if isinstance(info, dict) and info.get("case") == "first-letter"}
+    board = TitleBoard(
+        [TitleRange.from_checkpoint(cp) for cp in checkpoints], content=content,
+        per_request=ctx.per_request if content else ctx.per_request * 10,
+        pages=statistic(ctx.siteinfo, "pages"), workers=workers, first_letter=first_letter,
+    )
+    await run_workers(ctx, board, workers)
 
 
 async def walk_revisions(ctx: CrawlContext, workers: int) -> None:
@@ -337,13 +307,7 @@ async def walk_revisions(ctx: CrawlContext, workers: int) -> None:
     checkpoints = await ctx.writer.run(ctx.mirror.list_checkpoints, streams.REVISIONS)
     board = SliceBoard(
         [Slice.from_checkpoint(cp) for cp in checkpoints], now=ctx.server_now,
-        per_request=ctx.per_request, edits=ctx.edits, workers=workers,
+        per_request=ctx.per_request, edits=statistic(ctx.siteinfo, "edits"), workers=workers,
         stored=await ctx.writer.run(ctx.mirror.count_revisions),
     )
     await run_workers(ctx, board, workers)
-
-
-async def crawl_current(ctx: CrawlContext, cp: Checkpoint) -> None:
-    spec = spec_of(cp)
-    async for pages, nxt in walk_current_revisions(ctx.client, spec["ns"], token_of(cp)):
-        await ctx.store(cp.name, pages, {"spec": spec, "continue": nxt}, nxt is None)

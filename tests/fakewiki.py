@@ -41,6 +41,10 @@ class FakePage:
     revisions: list[FakeRevision]
 
 
+def key(title: str) -> str:
+    return title.replace(" ", "_")
+
+
 def sha1(text: str) -> str:
     return hashlib.sha1(text.encode("utf-8")).hexdigest()
 
@@ -214,10 +218,16 @@ class FakeWiki:
 
     def allpages(self, p: dict[str, str]) -> dict[str, Any]:
         ns = int(p.get("gapnamespace", 0))
-        pages = sorted((pg for pg in self.pages if pg.ns == ns), key=lambda pg: pg.title)
-        if "gapcontinue" in p:
-            pages = [pg for pg in pages if pg.title >= p["gapcontinue"]]
-        limit = self.current_limit() * 10
+        # in the order of MediaWiki's keys: underscores for spaces (the fake's titles
+        # carry no namespace prefix), compared as they are
+        pages = sorted((pg for pg in self.pages if pg.ns == ns), key=lambda pg: key(pg.title))
+        low = max(p.get("gapfrom", ""), p.get("gapcontinue", ""))
+        pages = [pg for pg in pages if key(pg.title) >= low]
+        if "gapto" in p:
+            pages = [pg for pg in pages if key(pg.title) <= p["gapto"]]
+        # with content, as many pages as revisions a request may bring; without, ten times
+        content = "revisions" in p.get("prop", "")
+        limit = self.current_limit() * (1 if content else 10)
         batch, rest = pages[:limit], pages[limit:]
         items = []
         for pg in batch:
@@ -230,7 +240,7 @@ class FakeWiki:
             items.append(item)
         out: dict[str, Any] = {"query": {"pages": items}}
         if rest:
-            out["continue"] = {"gapcontinue": rest[0].title, "continue": "gapcontinue||"}
+            out["continue"] = {"gapcontinue": key(rest[0].title), "continue": "gapcontinue||"}
         return out
 
     def history(self, p: dict[str, str]) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
+import trio
 
 from harvester.config import Settings
 from harvester.errors import ConfigError, RetriesExhaustedError
@@ -235,3 +236,15 @@ def test_time_slices_cost_at_most_five_percent_more_requests() -> None:
         budget = slice_budget(workers, revisions, per_request)
         assert 1 <= slice_count(workers, revisions, per_request) <= min(workers, budget)
         assert budget - 1 <= revisions / per_request * 0.05
+
+
+async def test_idle_workers_never_miss_the_end_of_the_walk(tmp_path: Path) -> None:
+    """A worker that tried a split while the last piece finished must still see the end
+    (it once waited forever). Several namespaces, page histories, three workers."""
+    for run in range(6):
+        wiki = FakeWiki(make_pages(12, 70, namespaces=(0, 4, 10)), generator="MediaWiki 1.26.4")
+        wiki.latency = 0.001
+        with trio.fail_after(30):
+            await run_crawl(settings_for(wiki, tmp_path / f"m{run}", concurrency=3),
+                            transport=wiki.transport())
+        assert got(export(tmp_path / f"m{run}")) == expected(wiki)
