@@ -5,10 +5,13 @@ resumed crawl runs the streams that are not done, from their saved tokens,
 whatever concurrency it is given. Stream names:
 
 - ``crawl/pages/ns=N``: the page catalogue of one namespace;
-- ``crawl/revisions/NNNN``: ``list=allrevisions`` over one time slice (an idle
-  worker splits a busy slice in two: jobs/balance.py);
+- ``crawl/revisions/NNNN``: ``list=allrevisions`` over one time slice;
 - ``crawl/current/ns=N``: latest revision of each page (``--current-only``);
 - ``crawl/history/ns=N``: per-page histories, for wikis without allrevisions.
+
+An idle worker splits a busy stream in two; the later half is a stream of its
+own, named after the first with a number: ``crawl/pages/ns=0/0004``
+(jobs/balance.py, jobs/title_ranges.py, jobs/histories.py).
 """
 
 from __future__ import annotations
