@@ -76,10 +76,7 @@ def bench_scale(scale: int, args: argparse.Namespace, peer: wikiteam.Peer | None
                 work: Path) -> list[dict[str, Any]]:
     print(f"scale {scale}: preparing the wiki ...", file=sys.stderr)
     target = work / f"wiki-{scale}"
-    if args.cache:
-        wiki = demo_wiki.cached_fixture_wiki(args.cache, target, scale=scale)
-    else:
-        wiki = demo_wiki.build_fixture_wiki(target, scale=scale)
+    wiki = demo_wiki.fixture_wiki(target, scale=scale, cache=args.cache)
     revisions, pages = redate(wiki)
     floor = api_floor(revisions, pages, logged_in=False)
     wiki = demo_wiki.set_port(wiki, demo_wiki.free_port())

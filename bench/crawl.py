@@ -191,10 +191,7 @@ def dump_facts(dump: Path) -> tuple[int, dict[int, int]]:
 
 def bench_scale(scale: int, cache: Path | None, work: Path) -> list[dict[str, Any]]:
     target = work / f"wiki-{scale}"
-    if cache:
-        wiki = demo_wiki.cached_fixture_wiki(cache, target, scale=scale)
-    else:
-        wiki = demo_wiki.build_fixture_wiki(target, scale=scale)
+    wiki = demo_wiki.fixture_wiki(target, scale=scale, cache=cache)
     dump = demo_wiki.dump_backup(wiki, work / f"dump-{scale}.xml")
     revisions, pages_per_ns = dump_facts(dump)
     seven = seven_zip_bytes(dump, work)

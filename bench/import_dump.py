@@ -122,10 +122,7 @@ def main() -> None:
         if args.scale:
             demo_wiki.ensure_mediawiki_installed()
             target = work / "wiki"
-            if args.cache:
-                wiki = demo_wiki.cached_fixture_wiki(args.cache, target, scale=args.scale)
-            else:
-                wiki = demo_wiki.build_fixture_wiki(target, scale=args.scale)
+            wiki = demo_wiki.fixture_wiki(target, scale=args.scale, cache=args.cache)
             dump = demo_wiki.dump_backup(wiki, work / f"fixture-scale-{args.scale}.xml")
             rows.append(bench(dump, dump.name, work))
         if args.corpora.is_dir():

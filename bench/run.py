@@ -219,10 +219,7 @@ def bench_scale(
 ) -> dict[str, Any]:
     print(f"scale {scale}: preparing the wiki ...", file=sys.stderr)
     target = work / f"wiki-{scale}"
-    if args.cache:
-        wiki = demo_wiki.cached_fixture_wiki(args.cache, target, scale=scale)
-    else:
-        wiki = demo_wiki.build_fixture_wiki(target, scale=scale)
+    wiki = demo_wiki.fixture_wiki(target, scale=scale, cache=args.cache)
     dump = demo_wiki.dump_backup(wiki, work / f"dump-{scale}.xml")
     profile = profile_dump(dump)
     result: dict[str, Any] = {"scale": scale, "wiki": profile}

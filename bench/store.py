@@ -147,10 +147,7 @@ def main() -> None:
             rows.append(bench("Anarchism", args.corpora / ANARCHISM, work, args.samples))
         for scale in [int(s) for s in args.scales.split(",") if s]:
             target = work / f"wiki-{scale}"
-            if args.cache:
-                wiki = demo_wiki.cached_fixture_wiki(args.cache, target, scale=scale)
-            else:
-                wiki = demo_wiki.build_fixture_wiki(target, scale=scale)
+            wiki = demo_wiki.fixture_wiki(target, scale=scale, cache=args.cache)
             dump = demo_wiki.dump_backup(wiki, work / f"fixture-{scale}.xml")
             rows.append(bench(f"fixture scale {scale}", dump, work, args.samples))
     print_table(rows)

@@ -56,10 +56,7 @@ def main() -> None:
     demo_wiki.ensure_mediawiki_installed()
     with tempfile.TemporaryDirectory(prefix="harvester-sync-bench-") as tmp:
         work = Path(tmp)
-        if args.cache:
-            wiki = demo_wiki.cached_fixture_wiki(args.cache, work / "wiki")
-        else:
-            wiki = demo_wiki.build_fixture_wiki(work / "wiki")
+        wiki = demo_wiki.fixture_wiki(work / "wiki", cache=args.cache)
         bot = demo_wiki.load_manifest(wiki)["bot_password"]
         env = {**os.environ, "HARVESTER_PASSWORD": bot["password"]}
         rows = []

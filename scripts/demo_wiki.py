@@ -715,6 +715,14 @@ def build_fixture_wiki(
     return wiki
 
 
+def fixture_wiki(directory: Path, *, scale: int = 1, cache: Path | None = None) -> Wiki:
+    """The fixture wiki in ``directory``: a copy of the build kept under ``cache`` (made
+    there on first use), or, without a cache, built in place."""
+    if cache:
+        return cached_fixture_wiki(cache, directory, scale=scale)
+    return build_fixture_wiki(directory, scale=scale)
+
+
 def cached_fixture_wiki(
     cache: Path,
     directory: Path,

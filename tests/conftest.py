@@ -78,10 +78,8 @@ def fixture_wiki(tmp_path_factory: pytest.TempPathFactory) -> demo_wiki.Wiki:
     require_mediawiki()
     directory = tmp_path_factory.mktemp("mediawiki") / "fixture"
     cache = os.environ.get("MW_FIXTURE_CACHE")
-    if cache:
-        # Opt-in for local runs: reuse a build across sessions.
-        return demo_wiki.cached_fixture_wiki(Path(cache), directory)
-    return demo_wiki.build_fixture_wiki(directory)
+    # MW_FIXTURE_CACHE: opt-in for local runs, to reuse a build across sessions
+    return demo_wiki.fixture_wiki(directory, cache=Path(cache) if cache else None)
 
 
 @pytest.fixture(scope="session")
