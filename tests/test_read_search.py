@@ -39,6 +39,9 @@ def test_search_texts_and_titles(mirror: Mirror) -> None:
     assert titles(mirror, '"Talk:Main Page"') == ["Talk:Main Page"]
     assert titles(mirror, "welcom*") == ["Main Page"]
     assert titles(mirror, "woerter OR klein") == ["Wörter:kleine"]
+    # the README's example of words near each other, in FTS5's syntax
+    assert titles(mirror, "NEAR(readers zebras)") == ["Main Page"]
+    assert titles(mirror, "NEAR(readers zebras, 1)") == []  # two words between them
 
 
 def test_old_and_hidden_texts_are_not_searched(mirror: Mirror) -> None:
