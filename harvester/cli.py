@@ -96,7 +96,8 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     crawl = commands.add_parser("crawl", help="copy every revision of a wiki into a mirror")
-    crawl.add_argument("api", nargs="?", metavar="URL", help="api.php URL or any page of the wiki")
+    crawl.add_argument("api", nargs="?", metavar="URL",
+                       help="api.php URL or any page of the wiki (default: the mirror's own)")
     add_common(crawl)
     add_connection(crawl)
     crawl.add_argument("--namespaces", metavar="0,1,...", type=parse_namespaces_arg)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -41,7 +41,7 @@ from jobs.title_ranges import TitleBoard, TitleRange
 from jobs.writer import SerialWriter
 from storage import query
 from storage.lock import MirrorLock
-from storage.mirror import Mirror
+from storage.mirror import Mirror, recorded_api_url
 
 log = logging.getLogger("harvester.crawl")
 
@@ -132,8 +132,14 @@ def content_namespaces(siteinfo: dict[str, Any], wanted: list[int] | None) -> li
 async def run_crawl(
     settings: Settings, *, transport: httpx.AsyncBaseTransport | None = None
 ) -> CrawlSummary:
-    if not settings.api or not settings.mirror:
-        raise ConfigError("crawl needs an API or wiki URL and --mirror DIR")
+    if not settings.mirror:
+        raise ConfigError("crawl needs --mirror DIR (and, for a new mirror, the wiki's URL)")
+    if not settings.api:  # go on with the wiki the mirror was made from
+        recorded = recorded_api_url(Path(settings.mirror))
+        if recorded is None:
+            raise ConfigError(f"crawl needs the wiki's URL: {settings.mirror} records none")
+        settings = replace(settings, api=recorded)
+    assert settings.api is not None and settings.mirror is not None
     host = urlsplit(settings.api).hostname or ""
     check_etiquette(settings, host)
     directory = Path(settings.mirror)

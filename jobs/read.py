@@ -229,6 +229,7 @@ def run_stats(directory: str, out: TextIO, *, as_json: bool) -> dict[str, Any]:
         return stats
     ratio = stats["compression_ratio"]
     lines = [
+        ("wiki", _wiki_line(stats["wiki"])),
         ("mirror", stats["mirror"]),
         ("pages", f"{stats['pages']:,}"),
         ("revisions", f"{stats['revisions']:,}"),
@@ -248,6 +249,13 @@ def run_stats(directory: str, out: TextIO, *, as_json: bool) -> dict[str, Any]:
         out.write(f"{ns['ns']:>10} {name:<20} {ns['pages']:>10,} pages"
                   f" {ns['revisions']:>12,} revisions\n")  # fmt: skip
     return stats
+
+
+def _wiki_line(wiki: dict[str, Any]) -> str:
+    name = wiki["name"] or "unknown"
+    if wiki["database"]:
+        name += f" ({wiki['database']})"
+    return f"{name}, {wiki['api']}" if wiki["api"] else f"{name}, not attached to its API"
 
 
 def _run_line(run: dict[str, Any] | None) -> str:

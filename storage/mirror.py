@@ -75,6 +75,23 @@ _UPDATE_CHECKPOINT = """
 """
 
 
+def recorded_api_url(directory: Path) -> str | None:
+    """The API URL a mirror was made from, read without opening it for writing (None when
+    there is no mirror, or it records none: say, a dump not attached to its wiki)."""
+    path = Path(directory) / DB_NAME
+    if not path.is_file():
+        return None
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)
+        try:
+            row = conn.execute("SELECT value FROM meta WHERE key = 'api_url'").fetchone()
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        return None  # not a mirror: opening it says so, with the reason
+    return None if row is None else str(row[0])
+
+
 class Mirror:
     """An open mirror. Use Mirror.open(); close() it (or use ``with``)."""
 

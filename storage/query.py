@@ -198,7 +198,7 @@ _EDITORS = """SELECT count(DISTINCT a.name) FROM revision_data r
 
 
 def mirror_stats(mirror: Mirror) -> dict[str, Any]:
-    """Counts, sizes and the last crawl, as one JSON-ready dict (see `harvester stats`)."""
+    """The wiki, counts, sizes and the last run, as one JSON-ready dict (`harvester stats`)."""
     def one(sql: str) -> int:
         return int(mirror.db.conn.execute(sql).fetchone()[0] or 0)
 
@@ -234,13 +234,21 @@ def mirror_stats(mirror: Mirror) -> dict[str, Any]:
         "file_bytes": files,
         "compression_ratio": round(raw / stored, 1) if stored else None,
         "last_run": _last_run(mirror),
+        "wiki": _wiki(mirror),
     }
+
+
+def _wiki(mirror: Mirror) -> dict[str, Any]:
+    """Which wiki the mirror copies: its name, database name and API (None: not known,
+    as for a dump imported without --wiki)."""
+    general = mirror.get_siteinfo("general") or {}
+    return {"name": general.get("sitename"), "database": general.get("wikiid"),
+            "api": mirror.get_meta("api_url")}
 
 
 def _last_run(mirror: Mirror) -> dict[str, Any] | None:
     row = mirror.db.conn.execute(
-        "SELECT command, started, finished, status FROM runs"
-        " WHERE command IN ('crawl', 'sync') ORDER BY id DESC LIMIT 1"
+        "SELECT command, started, finished, status FROM runs ORDER BY id DESC LIMIT 1"
     ).fetchone()
     if row is None:
         return None

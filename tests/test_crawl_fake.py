@@ -248,3 +248,24 @@ async def test_idle_workers_never_miss_the_end_of_the_walk(tmp_path: Path) -> No
             await run_crawl(settings_for(wiki, tmp_path / f"m{run}", concurrency=3),
                             transport=wiki.transport())
         assert got(export(tmp_path / f"m{run}")) == expected(wiki)
+
+
+async def test_the_mirror_remembers_its_wiki(tmp_path: Path) -> None:
+    """`crawl --mirror DIR` without a URL goes on with the recorded wiki; `stats` names it."""
+    from jobs import read
+
+    wiki = FakeWiki(make_pages(3, 4))
+    await run_crawl(settings_for(wiki, tmp_path / "m"), transport=wiki.transport())
+    summary = await run_crawl(settings_for(wiki, tmp_path / "m", api=None),
+                              transport=wiki.transport())
+    assert summary.api_url == wiki.api_url and summary.revisions == 12
+    out = io.StringIO()
+    stats = read.run_stats(str(tmp_path / "m"), out, as_json=True)
+    assert stats["wiki"] == {"name": "Fake", "database": "fakewiki", "api": wiki.api_url}
+    assert stats["last_run"]["command"] == "crawl"
+    text = io.StringIO()
+    read.run_stats(str(tmp_path / "m"), text, as_json=False)
+    assert f"wiki       Fake (fakewiki), {wiki.api_url}" in text.getvalue()
+    with pytest.raises(ConfigError, match="records none"):
+        await run_crawl(settings_for(wiki, tmp_path / "new", api=None),
+                        transport=wiki.transport())

@@ -662,5 +662,8 @@ def test_a_signal_stops_the_import_at_a_safe_point(
     done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert last_run(mirror) == ("import-dump", "complete")
+    stats = json.loads(harvester("stats", "--mirror", str(mirror), "--json").stdout)
+    assert stats["last_run"]["command"] == "import-dump"  # any command's, not only crawls'
+    assert stats["wiki"]["api"] is None  # imported without --wiki: not attached
     import_file(big_dump, tmp_path / "straight")
     assert export(mirror) == export(tmp_path / "straight")
