@@ -165,6 +165,10 @@ async def run_sync(
                 "import-dump` again with the same file(s) and --wiki URL to attach it")
         if api_url is None or start is None or not crawl_finished(mirror):
             raise ConfigError(f"{directory} has no finished crawl: run `harvester crawl` first")
+        if settings.api and not same_wiki(settings.api, api_url):
+            raise ConfigError(
+                f"{directory} is a mirror of {api_url}, but {settings.api} was given for it: "
+                "correct the URL (or the config's api), or use another --mirror")
         host = httpx.URL(api_url).host
         check_etiquette(settings, host)
         budgets = {} if budgets is None else budgets
@@ -196,6 +200,15 @@ async def run_sync(
                     await ctx.writer.run(mirror.finish_run, run_id, status, stats)
     ctx.summary.seconds = time.monotonic() - began
     return ctx.summary
+
+
+def same_wiki(given: str, recorded: str) -> bool:
+    """Whether a URL given for a mirror (an api.php, or any page of the wiki) names the
+    wiki the mirror records: the same api.php, or a page on the same site."""
+    a, b = httpx.URL(given), httpx.URL(recorded)
+    if a.path.endswith("api.php"):
+        return (a.scheme, a.host, a.port, a.path) == (b.scheme, b.host, b.port, b.path)
+    return (a.scheme, a.host, a.port) == (b.scheme, b.host, b.port)
 
 
 def crawl_finished(mirror: Mirror) -> bool:

@@ -151,12 +151,15 @@ def test_sync_all_keeps_going_past_a_broken_wiki(wiki_server: Any, tmp_path: Pat
     config.write_text(
         "max_requests_per_second = 0\n"
         f'[[wiki]]\nname = "broken"\nmirror = "{tmp_path / "never-crawled"}"\n'
-        f'[[wiki]]\nname = "good"\nmirror = "{good}"\n'
+        # a config api that is not the mirror's wiki is an error, never replaced in silence
+        f'[[wiki]]\nname = "elsewhere"\nmirror = "{good}"\napi = "http://127.0.0.1:9/api.php"\n'
+        f'[[wiki]]\nname = "good"\nmirror = "{good}"\napi = "{wiki_server.api_url}"\n'
     )
     done = subprocess.run([sys.executable, "-m", "harvester", "sync", "--all", "--config",
                            str(config)], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert done.returncode != 0
     assert "broken:" in done.stderr and "good: sync (recentchanges)" in done.stdout
+    assert f"elsewhere: {good} is a mirror of {wiki_server.api_url}, but " in done.stderr
 
 
 async def test_suppression_is_followed_with_the_suppression_log(
