@@ -37,8 +37,8 @@ from storage.mirror import Mirror
 from storage.records import Checkpoint
 
 
-class SliceContext(Protocol):
-    """What a walk over slices needs of the job running it (a crawl, a sync's catch-up)."""
+class WalkContext(Protocol):
+    """What a walk needs of the job running it (a crawl, a sync's catch-up)."""
 
     client: ApiClient
     mirror: Mirror
@@ -120,7 +120,8 @@ def token_time(token: Continue) -> int | None:
         return None
 
 
-def slice_index(name: str) -> int:
+def piece_index(name: str) -> int:
+    """The number a split-off piece's name ends in (-1 for a first piece: ``ns=0``)."""
     tail = name.rsplit("/", 1)[-1]
     return int(tail) if tail.isdigit() else -1
 
@@ -141,7 +142,6 @@ class WorkBoard(Generic[P]):
 
     def __init__(self, pieces: list[P]) -> None:
         self.pieces = pieces
-        self.splits = 0
         self._changed = trio.Event()
 
     def take(self) -> P | None:
@@ -165,6 +165,10 @@ class WorkBoard(Generic[P]):
         while a worker looks (a split waits for the writer) is not missed."""
         return self._changed
 
+    def later_name(self, base: str) -> str:
+        """A name for a piece split off: ``base`` and the next free number."""
+        return f"{base}/{max(piece_index(piece.name) for piece in self.pieces) + 1:04d}"
+
     def may_split(self) -> bool:
         """Cheap, on trio's thread: is a split worth asking the writer for?"""
         return any(piece.busy and not piece.done for piece in self.pieces)
@@ -174,11 +178,11 @@ class WorkBoard(Generic[P]):
         return the later half, taken; None when none is worth it. On the writer's thread."""
         raise NotImplementedError
 
-    async def walk(self, ctx: SliceContext, piece: P) -> None:
+    async def walk(self, ctx: WalkContext, piece: P) -> None:
         raise NotImplementedError
 
 
-async def next_piece(ctx: SliceContext, board: WorkBoard[P]) -> P | None:
+async def next_piece(ctx: WalkContext, board: WorkBoard[P]) -> P | None:
     """A free piece, or the later half of a busy one; None once every piece is done."""
     while not board.finished():
         piece = board.take()
@@ -188,13 +192,12 @@ async def next_piece(ctx: SliceContext, board: WorkBoard[P]) -> P | None:
         if board.may_split():
             later = await ctx.writer.run(board.split_busiest, ctx.mirror)
             if later is not None:
-                board.splits += 1
                 return later
         await change.wait()
     return None
 
 
-async def piece_worker(ctx: SliceContext, board: WorkBoard[P]) -> None:
+async def piece_worker(ctx: WalkContext, board: WorkBoard[P]) -> None:
     while (piece := await next_piece(ctx, board)) is not None:
         try:
             await board.walk(ctx, piece)
@@ -203,7 +206,7 @@ async def piece_worker(ctx: SliceContext, board: WorkBoard[P]) -> None:
             board.notify()
 
 
-async def run_workers(ctx: SliceContext, board: WorkBoard[P], workers: int) -> None:
+async def run_workers(ctx: WalkContext, board: WorkBoard[P], workers: int) -> None:
     """Walk every unfinished piece on ``workers`` tasks, splitting as they run dry."""
     if board.finished():
         return
@@ -241,7 +244,7 @@ class SliceBoard(WorkBoard[Slice]):
         victim = self.victim()
         return None if victim is None else self.split(mirror, victim)
 
-    async def walk(self, ctx: SliceContext, piece: Slice) -> None:
+    async def walk(self, ctx: WalkContext, piece: Slice) -> None:
         while not piece.done:
             pages, nxt = await fetch_allrevisions_batch(
                 ctx.client, namespaces=piece.namespaces, start=piece.start, end=piece.end,
@@ -281,10 +284,8 @@ class SliceBoard(WorkBoard[Slice]):
         at = self.split_point(victim)
         if at is None:
             return None
-        index = max(slice_index(piece.name) for piece in self.pieces) + 1
-        prefix = victim.name.rsplit("/", 1)[0]
-        later = Slice(f"{prefix}/{index:04d}", victim.namespaces, iso(at), victim.end,
-                      busy=True)
+        later = Slice(self.later_name(victim.name.rsplit("/", 1)[0]), victim.namespaces,
+                      iso(at), victim.end, busy=True)
         narrowed = Slice(victim.name, victim.namespaces, victim.start, iso(at - 1))
         mirror.save_checkpoints([(victim.name, narrowed.state(victim.token)),
                                  (later.name, later.state(None))])

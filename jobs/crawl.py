@@ -33,7 +33,6 @@ from harvester.walkers import (
 )
 from jobs import streams
 from jobs.balance import Slice, SliceBoard, run_workers
-from jobs.convert import pages_to_batch
 from jobs.histories import PageRange, PageRangeBoard
 from jobs.outcome import run_status
 from jobs.progress import Progress
@@ -68,13 +67,6 @@ class CrawlContext:
     server_now: str
     siteinfo: dict[str, Any]
     new_revisions: int = 0
-
-    async def store(self, name: str, pages: list[dict[str, Any]], state: dict[str, Any],
-                    done: bool) -> None:
-        new = await self.writer.run(
-            self.mirror.write_batch, pages_to_batch(pages), name, state, done
-        )
-        self.count(new)
 
     def count(self, new: int) -> None:
         self.new_revisions += new
@@ -171,10 +163,9 @@ async def crawl_into(
     per_request = 500 if identity.high_limits else 50  # revisions with content
     mode = await plan_crawl(client, mirror, writer, settings, siteinfo, server_now, per_request)
     run_id = await writer.run(mirror.start_run, "crawl", run_arguments(settings, identity))
-    edits = siteinfo.get("statistics", {}).get("edits")
     progress = Progress(
-        "crawl", total=edits, initial=await writer.run(mirror.count_revisions),
-        quiet=settings.quiet,
+        "crawl", total=statistic(siteinfo, "edits"),
+        initial=await writer.run(mirror.count_revisions), quiet=settings.quiet,
     )
     ctx = CrawlContext(client, mirror, writer, progress, per_request, server_now, siteinfo)
     status = "failed"
@@ -247,8 +238,8 @@ async def plan_crawl(
     else:
         selected = None if settings.namespaces is None else namespaces
         slices: list[tuple[str | None, str | None]] = [(None, None)]
-        edits = siteinfo.get("statistics", {}).get("edits")
-        count = streams.slice_count(settings.concurrency, edits, per_request)
+        count = streams.slice_count(settings.concurrency, statistic(siteinfo, "edits"),
+                                    per_request)
         if count > 1:
             # slices of equal length between the oldest and the newest edit, not up to
             # today: a wiki quiet for years would leave all slices but one empty

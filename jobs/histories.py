@@ -17,7 +17,7 @@ from typing import Any
 
 from harvester.continuation import Continue
 from harvester.walkers import walk_page_history
-from jobs.balance import SliceContext, WorkBoard
+from jobs.balance import WalkContext, WorkBoard
 from jobs.convert import pages_to_batch
 from jobs.streams import HISTORY
 from storage import query
@@ -69,15 +69,15 @@ class PageRangeBoard(WorkBoard[PageRange]):
         left, victim = best
         first = query.nth_pageid(mirror, victim.ns, victim.position(), left // 2)
         assert first is not None  # there are ``left`` pages above the position
-        later = PageRange(f"{HISTORY}ns={victim.ns}/{len(self.pieces):04d}", victim.ns,
-                          victim.upto, after=first - 1, busy=True)
+        later = PageRange(self.later_name(f"{HISTORY}ns={victim.ns}"), victim.ns, victim.upto,
+                          after=first - 1, busy=True)
         mirror.save_checkpoints([(victim.name, victim.state(upto=first - 1)),
                                  (later.name, later.state())])
         victim.upto = first - 1
         self.pieces.append(later)
         return later
 
-    async def walk(self, ctx: SliceContext, piece: PageRange) -> None:
+    async def walk(self, ctx: WalkContext, piece: PageRange) -> None:
         while True:
             if piece.pageid is None:
                 await ctx.writer.run(start_next_page, ctx.mirror, piece)

@@ -65,24 +65,28 @@ def slice_count(workers: int, revisions: int | None, per_request: int) -> int:
     return max(1, min(workers, slice_budget(workers, revisions, per_request)))
 
 
-def time_slices(first: str, until: str, count: int) -> list[tuple[str | None, str | None]]:
+def time_slices(
+    first: str, until: str, count: int, *, open_start: bool = True
+) -> list[tuple[str | None, str | None]]:
     """Split [first, until] into ``count`` disjoint inclusive ranges; the last is open-ended.
 
     Timestamps have one-second resolution and the API's start/end bounds are
     inclusive, so each range ends one second before the next begins: no
-    revision is fetched twice. The first range starts open too, so nothing
-    older than ``first`` (say, imported while the crawl runs) is skipped.
+    revision is fetched twice. With ``open_start`` the first range starts open
+    too, so nothing older than ``first`` (say, imported while the crawl runs) is
+    skipped; without, it starts at ``first`` (a sync catching up from a mark).
     """
+    floor = None if open_start else first
     start, end = parse_ts(first), parse_ts(until)
     span = end - start
     count = max(1, min(count, int(span / MIN_SLICE)))
     if count == 1:
-        return [(None, None)]
+        return [(floor, None)]
     bounds = [start + span * i / count for i in range(count)]
     bounds = [b.replace(microsecond=0) for b in bounds]
     slices: list[tuple[str | None, str | None]] = []
     for i, lower in enumerate(bounds):
-        low = None if i == 0 else format_ts(lower)
+        low = floor if i == 0 else format_ts(lower)
         high = None if i == count - 1 else format_ts(bounds[i + 1] - timedelta(seconds=1))
         slices.append((low, high))
     return slices

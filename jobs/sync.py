@@ -394,9 +394,8 @@ async def catch_up_revisions(
     high-water mark, so its slices are planned anew each time."""
     await ctx.writer.run(ctx.mirror.delete_checkpoints, CATCH_UP)
     count = streams.slice_count(ctx.workers, None, ctx.revids_per_request)
-    plan = streams.revision_streams(namespaces, streams.time_slices(start, now, count), CATCH_UP)
-    if plan[0][1]["spec"]["start"] is None:  # the first slice starts at the mark, not before
-        plan[0][1]["spec"]["start"] = start
+    slices = streams.time_slices(start, now, count, open_start=False)
+    plan = streams.revision_streams(namespaces, slices, CATCH_UP)
     await ctx.writer.run(ctx.mirror.create_checkpoints, plan)
     checkpoints = await ctx.writer.run(ctx.mirror.list_checkpoints, CATCH_UP)
     board = SliceBoard([Slice.from_checkpoint(cp) for cp in checkpoints], now=now,

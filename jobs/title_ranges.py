@@ -8,9 +8,10 @@ most pages left, as with time slices (jobs/balance.py): titles are read as
 numbers (:func:`title_number`), the pages left are what the density of the
 range's last batch promises up to its end, never more than the wiki has left.
 
-The cut is a key made of ASCII letters and digits only: MediaWiki normalises
-the titles it is given (first letter upper-cased, spaces, invalid characters),
-and a bound it changed would leave a gap. A range with no such key left
+The cut is a key made of ASCII letters, digits, ``(),-`` and single inner
+underscores only (SAFE): MediaWiki normalises the titles it is given (first
+letter upper-cased, spaces, invalid characters), and a bound it changed would
+leave a gap. A range with no such key left
 between its position and its end is not split (a namespace whose titles are
 all in another script, say). The later half starts at the cut (``gapfrom``);
 the earlier one asks up to it (``gapto`` is inclusive) and drops the cut's own
@@ -24,7 +25,7 @@ from typing import Any
 
 from harvester.continuation import Continue
 from harvester.walkers import fetch_allpages_batch
-from jobs.balance import SliceContext, WorkBoard, halfway, slice_index
+from jobs.balance import WalkContext, WorkBoard, halfway
 from jobs.convert import catalogue_pages, pages_to_batch
 from jobs.streams import slice_budget
 from storage.mirror import Mirror
@@ -163,16 +164,15 @@ class TitleBoard(WorkBoard[TitleRange]):
             return None
         victim, key = max(found, key=lambda item: item[0].density * (
             title_number(item[1]) - title_number(item[0].position() or "")))
-        index = max(slice_index(piece.name) for piece in self.pieces) + 1
         base = victim.name.split("/ns=")[0] + f"/ns={victim.ns}"
-        later = TitleRange(f"{base}/{index:04d}", victim.ns, key, victim.end, busy=True)
+        later = TitleRange(self.later_name(base), victim.ns, key, victim.end, busy=True)
         mirror.save_checkpoints([(victim.name, victim.state(victim.token, end=key)),
                                  (later.name, later.state(None))])
         victim.end = key
         self.pieces.append(later)
         return later
 
-    async def walk(self, ctx: SliceContext, piece: TitleRange) -> None:
+    async def walk(self, ctx: WalkContext, piece: TitleRange) -> None:
         while not piece.done:
             pages, nxt = await fetch_allpages_batch(
                 ctx.client, namespace=piece.ns, start=piece.start, end=piece.end,

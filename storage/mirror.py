@@ -347,7 +347,7 @@ class Mirror:
 
     def save_checkpoints(self, items: list[tuple[str, dict[str, Any] | None]]) -> None:
         """Set the states of several unfinished checkpoints in one transaction, creating
-        any that are new and keeping every count: how a crawl's time slice is split."""
+        any that are new and keeping every count: how a piece of a walk is split in two."""
         now = utc_now()
         with self.transaction() as conn:
             conn.executemany(
