@@ -86,6 +86,9 @@ def add_connection(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--maxlag", type=int, metavar="SECONDS")
     parser.add_argument("--max-retries", type=int, metavar="N")
     parser.add_argument("--timeout", type=float, dest="request_timeout", metavar="SECONDS")
+    parser.add_argument("--ignore-robots-txt", action="store_true", default=None,
+                        help="go ahead where the site's robots.txt says no: only with the "
+                        "site's permission")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -105,6 +108,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="only the latest revision of each page")
     crawl.add_argument("--concurrency", type=int, metavar="N")
     crawl.add_argument("--history-mode", choices=["auto", "allrevisions", "pages"])
+    crawl.add_argument("--live-history", action="store_true", default=None,
+                       help="crawl a big Wikimedia wiki's whole history through the API, not "
+                       "its dumps: only with the site's agreement (see bootstrap)")
 
     sync = commands.add_parser("sync", help="bring a mirror up to date from recentchanges")
     add_common(sync)
@@ -197,7 +203,8 @@ def parse_namespaces_arg(text: str) -> list[int]:
 SETTING_KEYS = {
     "api", "mirror", "contact", "user", "namespaces", "current_only", "concurrency",
     "max_requests_per_second", "max_requests_per_minute", "maxlag", "max_retries",
-    "request_timeout", "history_mode", "quiet",
+    "request_timeout", "history_mode", "quiet", "ignore_robots_txt", "live_history",
+    "dumps_url",
 }
 
 

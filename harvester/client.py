@@ -99,13 +99,15 @@ class ApiClient:
 
     async def fetch_once(
         self, url: str, *, params: Mapping[str, Any] | None = None,
-        data: Mapping[str, Any] | None = None,
+        data: Mapping[str, Any] | None = None, max_bytes: int | None = None,
     ) -> httpx.Response:
-        """One HTTP exchange under the budget, following same-host redirects only."""
+        """One HTTP exchange under the budget, following same-host redirects only; a body
+        over ``max_bytes`` (default: the settings' cap) is abandoned."""
+        cap = self.settings.max_response_bytes if max_bytes is None else max_bytes
         async with self.budget.slot() as started:
             try:
                 with trio.fail_after(self.settings.request_timeout):
-                    response = await self._exchange(url, params, data)
+                    response = await self._exchange(url, params, data, cap)
             except trio.TooSlowError as exc:
                 raise TransportError(
                     f"no answer from {self.host} within {self.settings.request_timeout:g} s"
@@ -114,7 +116,8 @@ class ApiClient:
         return response
 
     async def _exchange(
-        self, url: str, params: Mapping[str, Any] | None, data: Mapping[str, Any] | None
+        self, url: str, params: Mapping[str, Any] | None, data: Mapping[str, Any] | None,
+        cap: int,
     ) -> httpx.Response:
         method = "POST" if data is not None else "GET"
         for _ in range(MAX_REDIRECTS + 1):
@@ -126,7 +129,7 @@ class ApiClient:
                     if response.has_redirect_location:
                         url = urljoin(str(response.url), response.headers["location"])
                         continue
-                    body = await self._read_capped(response)
+                    body = await self._read_capped(response, cap)
                 finally:
                     await response.aclose()
             except httpx.TransportError as exc:
@@ -155,9 +158,8 @@ class ApiClient:
                 f"{self.host}:{self.port}")
             raise RemoteError(f"refusing to follow {url}: it is not on {self.scheme}://{where}")
 
-    async def _read_capped(self, response: httpx.Response) -> bytes:
+    async def _read_capped(self, response: httpx.Response, cap: int) -> bytes:
         """The body, read chunk by chunk and abandoned as soon as it passes the cap."""
-        cap = self.settings.max_response_bytes
         claimed = response.headers.get("content-length", "")
         if claimed.isdigit() and int(claimed) > cap:
             raise RemoteError(
@@ -199,12 +201,13 @@ class ApiClient:
         return await self.retrying(attempt)
 
     async def fetch_first(
-        self, url: str, *, params: Mapping[str, Any] | None = None
+        self, url: str, *, params: Mapping[str, Any] | None = None,
+        max_bytes: int | None = None,
     ) -> httpx.Response:
         """One attempt of :meth:`fetch`: throttling and server failures raise
         retryable errors, nothing listening at all does not."""
         try:
-            response = await self.fetch_once(url, params=params)
+            response = await self.fetch_once(url, params=params, max_bytes=max_bytes)
         except TransportError as exc:
             # Nothing listening is not a hiccup worth backing off for at first contact.
             if isinstance(exc.__cause__, httpx.ConnectError):

@@ -36,6 +36,9 @@ class Settings:
     request_timeout: float = 120.0
     history_mode: str = "auto"
     quiet: bool = False
+    ignore_robots_txt: bool = False  # with the site's permission only
+    live_history: bool = False  # a big Wikimedia wiki's history through the API anyway
+    dumps_url: str | None = None  # where bootstrap finds the dumps
 
 
 # key -> (accepted python types, description for error messages)
@@ -56,6 +59,9 @@ _TYPES: dict[str, tuple[tuple[type[Any], ...], str]] = {
     "request_timeout": ((int, float), "a number"),
     "history_mode": ((str,), f"one of {', '.join(HISTORY_MODES)}"),
     "quiet": ((bool,), "true or false"),
+    "ignore_robots_txt": ((bool,), "true or false"),
+    "live_history": ((bool,), "true or false"),
+    "dumps_url": ((str,), "a URL string"),
 }
 assert set(_TYPES) == {f.name for f in fields(Settings)}
 
@@ -107,7 +113,7 @@ WIKI_TABLE = "wiki"
 WIKI_KEYS = {
     "name", "api", "mirror", "namespaces", "contact", "user", "password_env", "oauth_token_env",
     "concurrency", "max_requests_per_second", "max_requests_per_minute", "maxlag",
-    "max_retries", "request_timeout", "quiet",
+    "max_retries", "request_timeout", "quiet", "ignore_robots_txt", "live_history", "dumps_url",
 }
 
 

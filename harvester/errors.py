@@ -122,3 +122,7 @@ def first_cause(group: BaseExceptionGroup) -> BaseException:
             if isinstance(leaf, kind):
                 return leaf
     return leaves[0]
+
+
+class PolicyRefusal(HarvesterError):
+    """The site's rules for robots (robots.txt, the robot policy) say not to go ahead."""

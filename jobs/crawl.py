@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -31,7 +32,7 @@ from harvester.walkers import (
     has_allrevisions,
     revision_timestamp,
 )
-from jobs import streams
+from jobs import site_policy, streams
 from jobs.balance import Slice, SliceBoard, run_workers
 from jobs.histories import PageRange, PageRangeBoard
 from jobs.outcome import run_status
@@ -122,8 +123,10 @@ def content_namespaces(siteinfo: dict[str, Any], wanted: list[int] | None) -> li
 
 
 async def run_crawl(
-    settings: Settings, *, transport: httpx.AsyncBaseTransport | None = None
+    settings: Settings, *, transport: httpx.AsyncBaseTransport | None = None,
+    wikimedia: Callable[[str], bool] = is_wikimedia_host,
 ) -> CrawlSummary:
+    """``wikimedia`` tells Wikimedia's hosts, whose robot policy asks for dumps first."""
     if not settings.mirror:
         raise ConfigError("crawl needs --mirror DIR (and, for a new mirror, the wiki's URL)")
     if not settings.api:  # go on with the wiki the mirror was made from
@@ -138,21 +141,31 @@ async def run_crawl(
     began = time.monotonic()
     budget = budget_for(settings, host)
     async with open_client(settings.api, budget, client_settings(settings), transport) as client:
-        # find the wiki and log in before touching the disk: a wrong URL leaves nothing behind
+        # the site's rules, then the wiki and the login, before touching the disk: a wrong
+        # URL or a refusal leaves nothing behind
+        robots = await site_policy.read_robots(client, settings.api, directory)
+        site_policy.check_robots(robots, settings, settings.api)
         client.api_url = await discover_api(client, settings.api)
+        site_policy.check_robots(robots, settings, client.api_url)
         identity = await authenticate(client, settings)
+        site = await fetch_siteinfo_and_group(client, "bot")
+        site_policy.check_dumps_first(settings, client.api_url, site[0], wikimedia=wikimedia)
         directory.mkdir(parents=True, exist_ok=True)
         with MirrorLock(directory), Mirror.open(directory, create=True) as mirror:
-            summary = await crawl_into(client, mirror, settings, identity)
+            site_policy.keep_robots(mirror, robots)
+            summary = await crawl_into(client, mirror, settings, identity, site)
     summary.seconds = time.monotonic() - began
     return summary
 
 
 async def crawl_into(
-    client: ApiClient, mirror: Mirror, settings: Settings, identity: Identity
+    client: ApiClient, mirror: Mirror, settings: Settings, identity: Identity,
+    site: tuple[dict[str, Any], str, list[str] | None],
 ) -> CrawlSummary:
+    """``site``: the wiki's siteinfo, the server's time and its bots, as
+    :func:`fetch_siteinfo_and_group` gives them."""
     writer = SerialWriter(mirror.directory)
-    siteinfo, server_now, bots = await fetch_siteinfo_and_group(client, "bot")
+    siteinfo, server_now, bots = site
     assert client.api_url is not None
     await writer.run(mirror.bind_wiki, wiki_identity(siteinfo), client.api_url)
     await writer.run(mirror.save_siteinfo, siteinfo)

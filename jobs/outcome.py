@@ -9,6 +9,7 @@ from harvester.errors import (
     ApiError,
     ConfigError,
     HarvesterError,
+    PolicyRefusal,
     RemoteError,
     RetriesExhaustedError,
 )
@@ -23,11 +24,13 @@ EXIT_API = 4
 EXIT_THROTTLED = 5
 EXIT_MIRROR = 6
 EXIT_LOCKED = 7
+EXIT_REFUSED = 8  # the site's robots.txt or robot policy says no (an override exists)
 EXIT_INTERRUPTED = 130  # Ctrl-C (SIGINT), as shells report it: 128 + 2
 EXIT_TERMINATED = 143  # SIGTERM: 128 + 15
 
 _CODES: list[tuple[type[BaseException], int]] = [
     (ConfigError, EXIT_USAGE),
+    (PolicyRefusal, EXIT_REFUSED),
     (RetriesExhaustedError, EXIT_THROTTLED),
     (ApiError, EXIT_API),
     (RemoteError, EXIT_REMOTE),

@@ -42,7 +42,7 @@ from harvester.walkers import (
     walk_page_catalogue,
     walk_recent_changes,
 )
-from jobs import streams
+from jobs import site_policy, streams
 from jobs.balance import Slice, SliceBoard, run_workers
 from jobs.convert import catalogue_pages, page_record, pages_to_batch, revision_record
 from jobs.crawl import authenticate, budget_for, check_etiquette, client_settings, record_bots
@@ -176,6 +176,9 @@ async def run_sync(
         requests_before = budget.stats.requests
         async with open_client(api_url, budget, client_settings(settings), transport) as client:
             client.api_url = api_url
+            robots = await site_policy.read_robots(client, api_url, directory)
+            site_policy.check_robots(robots, settings, api_url)
+            site_policy.keep_robots(mirror, robots)
             rights: frozenset[str] = frozenset()
             if settings.user or settings.oauth_token:
                 rights = (await authenticate(client, settings)).rights

@@ -78,13 +78,19 @@ _UPDATE_CHECKPOINT = """
 def recorded_api_url(directory: Path) -> str | None:
     """The API URL a mirror was made from, read without opening it for writing (None when
     there is no mirror, or it records none: say, a dump not attached to its wiki)."""
+    return recorded_meta(directory, "api_url")
+
+
+def recorded_meta(directory: Path, key: str) -> str | None:
+    """A ``meta`` value of the mirror in ``directory``, read without opening it for
+    writing (None when there is no mirror or no such value)."""
     path = Path(directory) / DB_NAME
     if not path.is_file():
         return None
     try:
         conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)
         try:
-            row = conn.execute("SELECT value FROM meta WHERE key = 'api_url'").fetchone()
+            row = conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         finally:
             conn.close()
     except sqlite3.Error:

@@ -63,6 +63,9 @@ class FakeWiki:
         self.in_flight = 0
         self.max_in_flight = 0
         self.latency = 0.0  # seconds of (trio) time each answer takes
+        # /robots.txt: its text, an HTTP status, an exception to raise, or None (404)
+        self.robots: str | int | Exception | None = None
+        self.extra_edits = 0  # added to siteinfo's edit count: a bigger wiki than it is
 
     @property
     def api_url(self) -> str:
@@ -91,6 +94,12 @@ class FakeWiki:
             self.in_flight -= 1
 
     def route(self, request: httpx.Request, p: dict[str, str]) -> httpx.Response:
+        if request.url.path == "/robots.txt" and self.robots is not None:
+            if isinstance(self.robots, Exception):
+                raise self.robots
+            if isinstance(self.robots, int):
+                return httpx.Response(self.robots, text="robots.txt is not here")
+            return httpx.Response(200, text=self.robots)
         if not request.url.path.endswith("api.php"):
             return httpx.Response(404, text="not found")
         if p.get("action") == "login":
@@ -128,7 +137,7 @@ class FakeWiki:
         namespaces = {str(n): {"id": n, "name": f"NS{n}" if n else "", "canonical": f"NS{n}",
                                "case": "first-letter", "content": n == 0, "subpages": False}
                       for n in sorted({p.ns for p in self.pages} | {0, 1})}
-        edits = sum(len(p.revisions) for p in self.pages)
+        edits = sum(len(p.revisions) for p in self.pages) + self.extra_edits
         return {
             "curtimestamp": "2030-01-01T00:00:00Z",
             "query": {
