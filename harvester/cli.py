@@ -130,7 +130,21 @@ def build_parser() -> argparse.ArgumentParser:
                         help="only the latest revision of each page")
     add_read_commands(commands)
     add_import_dump(commands)
+    add_bootstrap(commands)
     return parser
+
+
+def add_bootstrap(commands: argparse._SubParsersAction) -> None:
+    boot = commands.add_parser(
+        "bootstrap", help="start a mirror from the wiki's latest dump, then sync it to now")
+    boot.add_argument("api", metavar="URL", help="api.php URL or any page of the wiki")
+    add_common(boot)
+    add_connection(boot)
+    boot.add_argument("--dumps-url", metavar="URL",
+                      help="the dumps site, laid out as https://dumps.wikimedia.org "
+                      "(its default for Wikimedia wikis)")
+    boot.add_argument("--keep-dumps", action="store_true",
+                      help="keep the downloaded dump files in DIR/dumps after their import")
 
 
 def add_import_dump(commands: argparse._SubParsersAction) -> None:
@@ -283,6 +297,32 @@ def command_import_dump(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def command_bootstrap(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from jobs.bootstrap import fetch_dumps, remove_imported
+    from jobs.import_dump import fetch_live_wiki, read_heads, run_import
+    from jobs.outcome import EXIT_OK
+    from jobs.sync import run_sync
+
+    settings = settings_from(args)
+    fetched = run_async(fetch_dumps, settings)
+    if not settings.quiet:
+        print(fetched.describe())
+    if fetched.to_import:
+        heads = read_heads([str(path) for path in fetched.to_import])
+        live = run_async(fetch_live_wiki, settings, fetched.api_url, heads[0].site)
+        imported = run_import(settings, heads, live)
+        if not settings.quiet:
+            print(imported.describe())
+    if not args.keep_dumps:
+        remove_imported(settings)
+    synced = run_async(run_sync, replace(settings, api=fetched.api_url))
+    if not settings.quiet:
+        print(synced.describe())
+    return EXIT_OK
+
+
 def command_read(args: argparse.Namespace) -> int:
     from jobs import read
     from jobs.outcome import EXIT_OK
@@ -314,6 +354,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "sync": command_sync,
     "export": command_export,
     "import-dump": command_import_dump,
+    "bootstrap": command_bootstrap,
     **dict.fromkeys(["pages", "history", "show", "search", "stats", "attribution"],
                      command_read),
 }

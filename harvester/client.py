@@ -143,6 +143,55 @@ class ApiClient:
             )
         raise RemoteError(f"too many redirects from {url}")
 
+    @asynccontextmanager
+    async def open_stream(
+        self, url: str, *, headers: Mapping[str, str] | None = None
+    ) -> AsyncIterator[httpx.Response]:
+        """A GET whose body is read as it comes (:func:`body_chunks`), holding one of the
+        budget's slots until it is closed: a download is one connection for its whole
+        length. Same-host redirects only; a status other than 2xx or 416 raises."""
+        async with self.budget.slot() as started:
+            for _ in range(MAX_REDIRECTS + 1):
+                self._check_host(url)
+                try:
+                    with trio.fail_after(self.settings.request_timeout):
+                        request = self.http.build_request("GET", url, headers=headers)
+                        response = await self.http.send(request, stream=True)
+                except trio.TooSlowError as exc:
+                    raise TransportError(f"no answer from {self.host} within "
+                                         f"{self.settings.request_timeout:g} s") from exc
+                except httpx.TransportError as exc:
+                    raise TransportError(f"connection to {self.host} failed: {exc}") from exc
+                try:
+                    if response.has_redirect_location:
+                        url = urljoin(str(response.url), response.headers["location"])
+                        continue
+                    if response.status_code != 416:
+                        check_status(response, self.host)
+                    response.extensions["started"] = started
+                    yield response
+                    return
+                finally:
+                    await response.aclose()
+            raise RemoteError(f"too many redirects from {url}")
+
+    async def body_chunks(self, response: httpx.Response) -> AsyncIterator[bytes]:
+        """The body of an :meth:`open_stream` response; a pause longer than the request
+        timeout, or a dropped connection, is a retryable transport error."""
+        chunks = response.aiter_bytes().__aiter__()
+        while True:
+            try:
+                with trio.fail_after(self.settings.request_timeout):
+                    chunk = await chunks.__anext__()
+            except StopAsyncIteration:
+                return
+            except trio.TooSlowError as exc:
+                raise TransportError(f"{self.host} stopped sending for "
+                                     f"{self.settings.request_timeout:g} s") from exc
+            except httpx.TransportError as exc:
+                raise TransportError(f"connection to {self.host} failed: {exc}") from exc
+            yield chunk
+
     def _check_host(self, url: str) -> None:
         """Only the wiki's own host and port; http may turn into https there, never back."""
         parts = urlsplit(url)

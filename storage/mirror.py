@@ -84,18 +84,30 @@ def recorded_api_url(directory: Path) -> str | None:
 def recorded_meta(directory: Path, key: str) -> str | None:
     """A ``meta`` value of the mirror in ``directory``, read without opening it for
     writing (None when there is no mirror or no such value)."""
+    rows = read_only_rows(directory, "SELECT value FROM meta WHERE key = ?", (key,))
+    return str(rows[0][0]) if rows else None
+
+
+def recorded_done_checkpoints(directory: Path, prefix: str) -> list[str]:
+    """The names of the finished checkpoints under ``prefix``, read as
+    :func:`recorded_meta` reads (none when there is no mirror)."""
+    rows = read_only_rows(directory, "SELECT name FROM checkpoints WHERE done"
+                          " AND substr(name, 1, length(?)) = ?", (prefix, prefix))
+    return [str(row[0]) for row in rows]
+
+
+def read_only_rows(directory: Path, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
     path = Path(directory) / DB_NAME
     if not path.is_file():
-        return None
+        return []
     try:
         conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)
         try:
-            row = conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+            return conn.execute(sql, params).fetchall()
         finally:
             conn.close()
     except sqlite3.Error:
-        return None  # not a mirror: opening it says so, with the reason
-    return None if row is None else str(row[0])
+        return []  # not a mirror: opening it says so, with the reason
 
 
 class Mirror:
