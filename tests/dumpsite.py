@@ -55,7 +55,9 @@ class DumpSite:
     job: str = "metahistorybz2dump"
     rate: float | None = None  # bytes a second; None: as fast as it goes
     corrupt_once: set[str] = field(default_factory=set)
-    log: list[Sent] = field(default_factory=list)
+    log: list[Sent] = field(default_factory=list)  # the files' requests
+    requests: int = 0  # every request: listings, dumpstatus.json and files
+    bytes_sent: int = 0  # every body
     url: str = ""
 
     @classmethod
@@ -103,6 +105,7 @@ class DumpSite:
         self._server.server_close()
 
     def answer(self, handler: BaseHTTPRequestHandler) -> None:
+        self.requests += 1
         path = handler.path.split("?", 1)[0]
         newer = str(int(self.date) + 100)  # a newer run whose history job is not done
         if path == f"/{self.dbname}/":
@@ -119,12 +122,12 @@ class DumpSite:
         else:
             self.send(handler, 404, b"not found")
 
-    @staticmethod
-    def send(handler: BaseHTTPRequestHandler, status: int, body: bytes) -> None:
+    def send(self, handler: BaseHTTPRequestHandler, status: int, body: bytes) -> None:
         handler.send_response(status)
         handler.send_header("Content-Length", str(len(body)))
         handler.end_headers()
         handler.wfile.write(body)
+        self.bytes_sent += len(body)
 
     def send_file(self, handler: BaseHTTPRequestHandler, name: str) -> None:
         data = self.files[name]
@@ -151,6 +154,7 @@ class DumpSite:
                 piece = data[at:at + block]
                 handler.wfile.write(piece)
                 record.sent += len(piece)
+                self.bytes_sent += len(piece)
                 if self.rate:  # a slow link: the pace of the sending, not a wait for anything
                     time.sleep(len(piece) / self.rate)
         except OSError:

@@ -130,6 +130,7 @@ class LogEntry:
     status: int | None  # None when no status line was sent (stall)
     retry_after: str | None = None  # the Retry-After header as sent
     retry_until: float | None = None  # monotonic time before which the client must wait
+    body_bytes: int = 0  # of the answer, as sent to the client
 
 
 def walk_of(params: Params) -> str:
@@ -345,6 +346,7 @@ class _Handler(BaseHTTPRequestHandler):
             method=self.command, params=params, walk=walk_of(params), outcome=outcome,
             status=answer.status, retry_after=answer.retry_after,
             retry_until=answer.retry_until,
+            body_bytes=len(answer.body) if answer.cut_at is None else answer.cut_at,
         ))
 
     # -- building answers ---------------------------------------------------------

@@ -3,6 +3,7 @@ sent when the answer is no."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -11,12 +12,14 @@ import pytest
 
 from harvester import robots
 from harvester.errors import PolicyRefusal
+from jobs import site_policy
 from jobs.crawl import run_crawl
 from jobs.outcome import EXIT_REFUSED, exit_code_for
 from jobs.site_policy import DUMPS_FIRST_EDITS, ROBOTS_KEY
 from storage.mirror import recorded_meta
 from tests.fakewiki import FakeWiki, make_pages
 from tests.test_crawl_fake import settings_for
+from tests.test_crawl_mediawiki import crawl_settings
 
 
 def api_requests(wiki: FakeWiki) -> list[httpx.Request]:
@@ -162,3 +165,18 @@ async def test_small_or_other_wikis_are_crawled(tmp_path: Path) -> None:
     wiki.extra_edits = DUMPS_FIRST_EDITS  # big, but not Wikimedia's
     summary = await crawl(wiki, tmp_path / "other")
     assert summary.revisions == 12
+
+
+@pytest.mark.mediawiki
+async def test_dumps_first_on_a_real_wiki_counted_as_wikimedia(
+    shared_server: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On loopback: the fixture wiki, told to be a Wikimedia host with a big history."""
+    monkeypatch.setattr(site_policy, "DUMPS_FIRST_EDITS", 100)
+    settings = crawl_settings(shared_server.api_url, tmp_path / "m", contact="me@example.org")
+    with pytest.raises(PolicyRefusal, match="harvester bootstrap"):
+        await run_crawl(settings, wikimedia=lambda host: host == "127.0.0.1")
+    assert not (tmp_path / "m").exists()
+    summary = await run_crawl(replace(settings, live_history=True),
+                              wikimedia=lambda host: host == "127.0.0.1")
+    assert summary.new_revisions > 100
