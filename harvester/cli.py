@@ -119,15 +119,25 @@ def build_parser() -> argparse.ArgumentParser:
                       help="sync every [[wiki]] of the --config file in turn")
 
     export = commands.add_parser(
-        "export", help="write the mirror's revisions as JSON lines or MediaWiki XML")
+        "export", help="write the mirror's revisions as JSON lines, MediaWiki XML or Parquet")
     add_common(export)
-    export.add_argument("--format", choices=["jsonl", "xml"], default="jsonl",
-                        help="jsonl (default) or xml (MediaWiki export schema 0.11)")
+    export.add_argument("--format", choices=["jsonl", "xml", "parquet"], default="jsonl",
+                        help="jsonl (default), xml (MediaWiki export schema 0.11) or parquet "
+                        "(a directory of files, columns named as Wikimedia's content history)")
     export.add_argument("--output", "-o", metavar="FILE",
-                        help="default: standard output; .gz, .bz2, .zst compress")
-    export.add_argument("--namespaces", metavar="0,1,...", type=parse_namespaces_arg)
+                        help="default: standard output; .gz, .bz2, .xz, .zst compress "
+                        "(parquet: a directory, required)")
+    export.add_argument("--namespaces", metavar="0,1,...", type=parse_namespaces_arg,
+                        help="only these namespaces")
+    export.add_argument("--titles", nargs="+", action="extend", metavar="TITLE",
+                        help="only these pages: a title, PREFIX* for every title so starting, "
+                        "@FILE for those of a file (one a line)")
+    export.add_argument("--since", metavar="TIME",
+                        help="only revisions saved at or after TIME (2024-01-31 or "
+                        "2024-01-31T12:00:00Z, UTC)")
+    export.add_argument("--until", metavar="TIME", help="only revisions saved before TIME")
     export.add_argument("--current-only", action="store_true", default=None,
-                        help="only the latest revision of each page")
+                        help="only the latest revision of each page (before --until)")
     add_read_commands(commands)
     add_import_dump(commands)
     add_bootstrap(commands)
@@ -274,11 +284,12 @@ def command_sync(args: argparse.Namespace) -> int:
 
 
 def command_export(args: argparse.Namespace) -> int:
-    from jobs.export import run_export
+    from jobs.export import run_export, selection_from
     from jobs.outcome import EXIT_OK
 
     settings = settings_from(args)
-    count = run_export(settings, args.format, args.output)
+    selection = selection_from(settings, args.titles, args.since, args.until)
+    count = run_export(settings, args.format, args.output, selection)
     if not settings.quiet and args.output not in (None, "-"):
         print(f"exported {count:,} revisions to {args.output}", file=sys.stderr)
     return EXIT_OK

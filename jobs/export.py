@@ -1,6 +1,9 @@
 """``harvester export``: stream the mirror out as JSON lines or MediaWiki XML.
 
-The output file's suffix picks the compression (.gz, .bz2, .zst, else none).
+The output file's suffix picks the compression (.gz, .bz2, .xz, .zst); a file
+named for the format (.jsonl, .xml, ...) or with no suffix is not compressed,
+and any other suffix is refused, so that nothing uncompressed is ever written
+under a compressed name.
 A file is written under a temporary ``.partial`` name and renamed when
 complete, so a failed or interrupted export never leaves a file that looks
 whole.
@@ -19,6 +22,7 @@ import bz2
 import contextlib
 import gzip
 import io
+import lzma
 import os
 import sys
 from collections.abc import Callable, Iterator
@@ -28,30 +32,38 @@ from typing import BinaryIO, TextIO, cast
 import zstandard
 
 from harvester.config import Settings
+from harvester.errors import ConfigError
 from jobs.progress import Progress
 from storage import attribution
 from storage.errors import is_disk_full
 from storage.export_jsonl import write_jsonl
 from storage.export_xml import write_xml
 from storage.mirror import Mirror
+from storage.selection import Selection
 
 WRITERS = {"jsonl": write_jsonl, "xml": write_xml}
+# The names a stream format's file may have, before any compression suffix.
+FORMAT_SUFFIXES = {"jsonl": (".jsonl", ".json", ".ndjson"), "xml": (".xml",)}
+COMPRESSION_SUFFIXES = (".gz", ".bz2", ".xz", ".zst")
 # gzip's and zstd's command-line defaults: level 9 of gzip costs three times
 # the time for a few per cent.
 GZIP_LEVEL = 6
 ZSTD_LEVEL = 3
+XZ_PRESET = 6  # xz's own default
 BUFFER = 1 << 20
 
 Compressor = Callable[[BinaryIO], BinaryIO]
 
 
-def run_export(settings: Settings, fmt: str, output: str | None) -> int:
+def run_export(settings: Settings, fmt: str, output: str | None,
+               selection: Selection | None = None) -> int:
     """Write the export; returns the number of revisions written."""
     assert settings.mirror is not None and fmt in WRITERS
-    namespaces = set(settings.namespaces) if settings.namespaces is not None else None
-    current_only = bool(settings.current_only)
+    selection = selection or selection_from(settings)
+    if output not in (None, "-"):
+        check_output_name(output, fmt)
     with Mirror.open(Path(settings.mirror), create=False) as mirror:
-        total = mirror.count_revisions(namespaces=namespaces, current_only=current_only)
+        total = mirror.count_revisions(selection)
         # A bar on a terminal only: an export is a one-off, not a cron job to log.
         quiet = bool(settings.quiet) or not sys.stderr.isatty()
         progress = Progress(f"export {fmt}", total=total, initial=0, quiet=quiet)
@@ -60,13 +72,55 @@ def run_export(settings: Settings, fmt: str, output: str | None) -> int:
             # The attribution file is renamed first, and only if the export completes:
             # leaving the export's block removes both partial files on failure.
             with open_output(output) as out, _attribution_output(output, quiet) as notes:
-                count = WRITERS[fmt](mirror, out, namespaces=namespaces,
-                                     current_only=current_only, progress=progress.advance)
+                count = WRITERS[fmt](mirror, out, selection, progress=progress.advance)
                 if notes is not None:
-                    write_attribution(mirror, notes, namespaces)
+                    write_attribution(mirror, notes, selection)
         finally:
             progress.close()
         return count
+
+
+def selection_from(
+    settings: Settings, titles: list[str] | None = None, since: str | None = None,
+    until: str | None = None,
+) -> Selection:
+    """The revisions to export: the settings' namespaces and --current-only, and the
+    command line's titles (``NAME``, ``PREFIX*`` or ``@FILE`` of either, a line each)."""
+    exact: list[str] = []
+    prefixes: list[str] = []
+    for value in expand_title_files(titles or []):
+        if value.endswith("*"):
+            prefixes.append(value[:-1])
+        else:
+            exact.append(value)
+    namespaces = frozenset(settings.namespaces) if settings.namespaces is not None else None
+    return Selection(namespaces=namespaces, titles=tuple(exact), prefixes=tuple(prefixes),
+                     since=since, until=until, current_only=bool(settings.current_only))
+
+
+def expand_title_files(values: list[str]) -> list[str]:
+    found: list[str] = []
+    for value in values:
+        if not value.startswith("@"):
+            found.append(value)
+            continue
+        try:
+            text = Path(value[1:]).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"--titles {value}: cannot read {value[1:]}: {exc}") from exc
+        found += [line.strip() for line in text.splitlines() if line.strip()]
+    return found
+
+
+def check_output_name(output: str, fmt: str) -> None:
+    """Refuse a suffix that is neither the format's nor a compression written here."""
+    suffix = Path(output).suffix.lower()
+    own = FORMAT_SUFFIXES.get(fmt, ())
+    if not suffix or suffix in own or suffix in COMPRESSION_SUFFIXES:
+        return
+    raise ConfigError(
+        f"--output {output}: {suffix} is not a name for {fmt} ({', '.join(own)}) nor a "
+        f"compression harvester writes ({', '.join(COMPRESSION_SUFFIXES)})")
 
 
 def attribution_path(output: str) -> str:
@@ -85,7 +139,7 @@ def _attribution_output(output: str | None, quiet: bool) -> Iterator[TextIO | No
         yield notes
 
 
-def write_attribution(mirror: Mirror, out: TextIO, namespaces: set[int] | None) -> int:
+def write_attribution(mirror: Mirror, out: TextIO, selection: Selection | None = None) -> int:
     """The licence, then one line per exported page; returns the number of pages."""
     site = attribution.load_site(mirror)
     out.write(f"Attribution for the pages of {site.sitename or 'the wiki'}"
@@ -95,7 +149,7 @@ def write_attribution(mirror: Mirror, out: TextIO, namespaces: set[int] | None) 
         out.write(f"WARNING: {attribution.UNKNOWN_LICENCE_WARNING}.\n")
     out.write("\n")
     count = 0
-    for pageid in attribution.exported_pageids(mirror, namespaces):
+    for pageid in attribution.exported_pageids(mirror, selection):
         found = attribution.page_attribution(mirror, site, pageid)
         out.write(attribution.format_text(found, site) + "\n")
         count += 1
@@ -128,13 +182,16 @@ def open_output(output: str | None) -> Iterator[TextIO]:
 
 
 def compressor(name: str) -> Compressor:
-    """The compressing writer over ``raw`` for a file name's suffix (.gz, .bz2, .zst)."""
+    """The compressing writer over ``raw`` for a file name's suffix (.gz, .bz2, .xz, .zst)."""
     # The casts: these are binary file objects, but typeshed does not say BinaryIO.
+    name = name.lower()
     if name.endswith(".gz"):
         return lambda raw: cast(BinaryIO, gzip.GzipFile(fileobj=raw, mode="wb",
                                                         compresslevel=GZIP_LEVEL))
     if name.endswith(".bz2"):
         return lambda raw: cast(BinaryIO, bz2.BZ2File(raw, "wb"))
+    if name.endswith(".xz"):
+        return lambda raw: cast(BinaryIO, lzma.LZMAFile(raw, "wb", preset=XZ_PRESET))
     if name.endswith(".zst"):
         return lambda raw: cast(BinaryIO, zstandard.ZstdCompressor(level=ZSTD_LEVEL)
                                 .stream_writer(raw, closefd=False))

@@ -13,7 +13,13 @@ from harvester.errors import (
     RemoteError,
     RetriesExhaustedError,
 )
-from storage.errors import MirrorFullError, MirrorLockedError, StorageError, is_disk_full
+from storage.errors import (
+    InvalidQueryError,
+    MirrorFullError,
+    MirrorLockedError,
+    StorageError,
+    is_disk_full,
+)
 
 # Documented in the README; scripts and cron jobs rely on them.
 EXIT_OK = 0
@@ -35,6 +41,7 @@ _CODES: list[tuple[type[BaseException], int]] = [
     (ApiError, EXIT_API),
     (RemoteError, EXIT_REMOTE),
     (MirrorLockedError, EXIT_LOCKED),
+    (InvalidQueryError, EXIT_USAGE),  # a malformed title or time given to the mirror
     (StorageError, EXIT_MIRROR),
     (OSError, EXIT_MIRROR),  # the mirror's disk: full, read-only, permissions
 ]

@@ -35,6 +35,7 @@ from typing import Any
 from urllib.parse import quote
 
 from .mirror import Mirror
+from .selection import Selection
 
 UNKNOWN_LICENCE_WARNING = (
     "the wiki states no licence: the terms for reusing its content are unknown;"
@@ -151,16 +152,9 @@ def page_attribution(
     return found
 
 
-def exported_pageids(mirror: Mirror, namespaces: set[int] | None = None) -> Iterator[int]:
-    """The pages an export with these namespaces holds: those with a stored revision."""
-    sql = ("SELECT p.pageid FROM pages p"
-           " WHERE EXISTS (SELECT 1 FROM revisions r WHERE r.pageid = p.pageid)")
-    params: list[int] = []
-    if namespaces is not None:
-        sql += f" AND p.ns IN ({', '.join('?' * len(namespaces))})"
-        params = sorted(namespaces)
-    for (pageid,) in mirror.db.conn.execute(sql + " ORDER BY p.pageid", params).fetchall():
-        yield int(pageid)
+def exported_pageids(mirror: Mirror, selection: Selection | None = None) -> Iterator[int]:
+    """The pages an export with this selection holds, in pageid order."""
+    return mirror.iter_selected_pageids(selection)
 
 
 # -- formats ------------------------------------------------------------------------

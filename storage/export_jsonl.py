@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 from typing import Any, TextIO
 
 from .mirror import Mirror
+from .selection import Selection
 from .stored import StoredRevision, StoredSlot
 
 # Often enough for a smooth progress bar, rarely enough to cost nothing.
@@ -20,18 +21,17 @@ PROGRESS_EVERY = 256
 
 
 def iter_export_records(
-    mirror: Mirror, *, namespaces: set[int] | None = None, current_only: bool = False
+    mirror: Mirror, selection: Selection | None = None
 ) -> Iterator[dict[str, Any]]:
-    for rev in mirror.iter_revisions(namespaces=namespaces, current_only=current_only):
+    for rev in mirror.iter_revisions(selection):
         yield export_record(mirror, rev)
 
 
 def write_jsonl(
     mirror: Mirror,
     out: TextIO,
+    selection: Selection | None = None,
     *,
-    namespaces: set[int] | None = None,
-    current_only: bool = False,
     progress: Callable[[int], None] | None = None,
 ) -> int:
     """Write the export to ``out``; returns the number of revisions written.
@@ -40,7 +40,7 @@ def write_jsonl(
     since its last call.
     """
     count = pending = 0
-    for record in iter_export_records(mirror, namespaces=namespaces, current_only=current_only):
+    for record in iter_export_records(mirror, selection):
         out.write(json.dumps(record, ensure_ascii=False))
         out.write("\n")
         count += 1

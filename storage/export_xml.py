@@ -22,6 +22,7 @@ from typing import Any, TextIO
 
 from .export_jsonl import PROGRESS_EVERY
 from .mirror import Mirror
+from .selection import Selection
 from .stored import StoredRevision, StoredSlot
 
 SCHEMA_VERSION = "0.11"
@@ -48,16 +49,15 @@ ProgressCallback = Callable[[int], None]
 def write_xml(
     mirror: Mirror,
     out: TextIO,
+    selection: Selection | None = None,
     *,
-    namespaces: set[int] | None = None,
-    current_only: bool = False,
     progress: ProgressCallback | None = None,
 ) -> int:
     """Write the export to ``out``; returns the number of revisions written."""
     writer = _XmlWriter(mirror, out)
     out.write(site_header(mirror))
     count = pending = 0
-    for rev in mirror.iter_revisions(namespaces=namespaces, current_only=current_only):
+    for rev in mirror.iter_revisions(selection):
         writer.revision(rev)
         count += 1
         pending += 1

@@ -23,8 +23,10 @@ from .errors import MirrorMismatchError, StorageError
 from .migrations import COMPACT_STORE, INTEGER_TIMESTAMPS, PACKED_TEXTS
 from .records import Checkpoint, PageRecord, RevisionBatch, RevisionRecord, SlotRecord
 from .schema import VERSION, migrate, schema_version, utc_now
+from .selection import Selection, SelectionSql, resolve
 from .stored import REVISION_COLUMNS, SLOT_COLUMNS, StoredRevision, stored_revision
 from .textstore import TextStore
+from .titles import TitleParser
 
 DB_NAME = "mirror.sqlite"
 
@@ -457,57 +459,52 @@ class Mirror:
             return None
         return self.texts.get_by_id(int(row[0]))
 
-    def count_revisions(
-        self, *, namespaces: set[int] | None = None, current_only: bool = False
-    ) -> int:
-        """How many revisions iter_revisions() yields with the same filters."""
-        if namespaces is None and not current_only:
+    def count_revisions(self, selection: Selection | None = None) -> int:
+        """How many revisions iter_revisions() yields with the same selection."""
+        if selection is None or selection == Selection():
             return int(self.db.execute("SELECT count(*) FROM revision_data").fetchone()[0])
-        # current_only: one revision per page that has any.
-        what = "count(DISTINCT r.pageid)" if current_only else "count(*)"
-        sql = f"SELECT {what} FROM revision_data r JOIN pages p ON p.pageid = r.pageid"
-        params: list[int] = []
-        if namespaces is not None:
-            sql += f" WHERE p.ns IN ({', '.join('?' * len(namespaces))})"
-            params = sorted(namespaces)
-        return int(self.db.execute(sql, params).fetchone()[0])
+        sql = self._selection_sql(selection)
+        return int(self.db.execute(f"SELECT count(*) FROM {sql.source} {sql.where}",
+                                   sql.params).fetchone()[0])
 
     def count_pages(self) -> int:
         return int(self.db.execute("SELECT count(*) FROM pages").fetchone()[0])
 
-    def iter_revisions(
-        self, *, namespaces: set[int] | None = None, current_only: bool = False
-    ) -> Iterator[StoredRevision]:
+    def iter_revisions(self, selection: Selection | None = None) -> Iterator[StoredRevision]:
         """Stored revisions, by pageid, oldest first within a page; streams from a cursor.
 
-        current_only: only each page's newest stored revision (by timestamp, revid).
+        ``selection`` narrows them (storage/selection.py); by default, all of them.
         """
-        where, params = "", []
-        if namespaces is not None:
-            where = f"WHERE p.ns IN ({', '.join('?' * len(namespaces))})"
-            params = sorted(namespaces)
-        if current_only:
-            # Driven by pages, one index probe each, instead of by every revision.
-            source = """pages p JOIN revisions r ON r.revid = (
-                SELECT r2.revid FROM revision_data r2 WHERE r2.pageid = p.pageid
-                ORDER BY r2.timestamp DESC, r2.revid DESC LIMIT 1)"""
-            order = "p.pageid"
-        else:
-            # In the history index's order: the view's ISO timestamp is not indexed.
-            source = ("revision_data history JOIN revisions r ON r.revid = history.revid"
-                      " LEFT JOIN pages p ON p.pageid = r.pageid")
-            order = "history.pageid, history.timestamp, history.revid"
+        sql = self._selection_sql(selection or Selection())
         # A dedicated cursor: texts are read through the same connection meanwhile.
         columns = ", ".join(REVISION_COLUMNS + SLOT_COLUMNS)
         cursor = self.db.conn.execute(
-            f"SELECT {columns} FROM {source} LEFT JOIN slots s ON s.revid = r.revid {where}"
-            f" ORDER BY {order}, s.role",
-            params,
+            f"SELECT {columns} FROM {sql.source} JOIN revisions r ON r.revid = history.revid"
+            f" LEFT JOIN slots s ON s.revid = r.revid {sql.where} ORDER BY {sql.order}, s.role",
+            sql.params,
         )
         n_rev = len(REVISION_COLUMNS)
         for _, rows in itertools.groupby(cursor, key=lambda row: row[0]):
             first, *rest = rows
             yield stored_revision(first[:n_rev], [first[n_rev:], *(r[n_rev:] for r in rest)])
+
+    def iter_selected_pageids(self, selection: Selection | None = None) -> Iterator[int]:
+        """The pages of the revisions iter_revisions() yields, in pageid order."""
+        sql = self._selection_sql(selection or Selection())
+        rows = self.db.conn.execute(f"SELECT DISTINCT history.pageid FROM {sql.source}"
+                                    f" {sql.where} ORDER BY history.pageid", sql.params)
+        return (int(pageid) for (pageid,) in rows.fetchall())
+
+    def _selection_sql(self, selection: Selection) -> SelectionSql:
+        def find(ns: int, title: str) -> int | None:
+            # two pageids can share a title for a while: the one edited last holds it now
+            row = self.db.execute(
+                "SELECT p.pageid FROM pages p WHERE p.ns = ? AND p.title = ? ORDER BY"
+                " (SELECT max(timestamp) FROM revision_data r WHERE r.pageid = p.pageid) DESC"
+                " LIMIT 1", [ns, title]).fetchone()
+            return None if row is None else int(row[0])
+
+        return resolve(selection, TitleParser.from_db(self.db.conn), find)
 
     def iter_text_sha1s(self) -> Iterator[str]:
         """Every stored text's sha1 (for checks: each must read back)."""

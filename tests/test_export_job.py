@@ -19,6 +19,7 @@ from harvester.config import Settings
 from jobs.export import run_export
 from storage.mirror import Mirror
 from storage.records import PageRecord, RevisionBatch
+from storage.selection import Selection
 from tests.ground_truth import parse_dump
 from tests.test_export_xml import hidden_rev, rev
 
@@ -113,9 +114,9 @@ def test_a_failed_export_leaves_no_file(mirror_dir: Path, tmp_path: Path,
 def test_progress_total_matches_the_filters(mirror_dir: Path) -> None:
     with Mirror.open(mirror_dir, create=False) as m:
         assert m.count_revisions() == 6
-        assert m.count_revisions(current_only=True) == 3
-        assert m.count_revisions(namespaces={1}) == 2
-        assert m.count_revisions(namespaces={0}, current_only=True) == 2
+        assert m.count_revisions(Selection(current_only=True)) == 3
+        assert m.count_revisions(Selection(namespaces=frozenset({1}))) == 2
+        assert m.count_revisions(Selection(namespaces=frozenset({0}), current_only=True)) == 2
 
 
 @pytest.mark.parametrize("fmt", ["jsonl", "xml"])

@@ -16,6 +16,7 @@ from storage.export_jsonl import write_jsonl
 from storage.export_xml import EXPORT_NS, sha1_base36, write_xml
 from storage.mirror import Mirror
 from storage.records import PageRecord, RevisionBatch, RevisionRecord, SlotRecord
+from storage.selection import Selection
 from tests.ground_truth import base36_to_hex, parse_dump
 
 NS = {"mw": EXPORT_NS}
@@ -83,8 +84,9 @@ def mirror(tmp_path: Path) -> Iterator[Mirror]:
 
 
 def xml_export(mirror: Mirror, **kw: Any) -> str:
+    """The XML export of the revisions a Selection(**kw) takes."""
     out = io.StringIO()
-    write_xml(mirror, out, **kw)
+    write_xml(mirror, out, Selection(**kw))
     return out.getvalue()
 
 
@@ -96,7 +98,7 @@ def xml_file(tmp_path: Path, mirror: Mirror, **kw: Any) -> Path:
 
 def jsonl_records(mirror: Mirror, **kw: Any) -> list[dict[str, Any]]:
     out = io.StringIO()
-    write_jsonl(mirror, out, **kw)
+    write_jsonl(mirror, out, Selection(**kw))
     return [json.loads(line) for line in out.getvalue().splitlines()]
 
 
@@ -234,9 +236,9 @@ def test_characters_xml_cannot_hold(mirror: Mirror, tmp_path: Path) -> None:
 def test_filters(mirror: Mirror, tmp_path: Path) -> None:
     current = [r["revid"] for r in parse_dump(xml_file(tmp_path, mirror, current_only=True))]
     assert current == [13, 21, 30]
-    talk = [r["revid"] for r in parse_dump(xml_file(tmp_path, mirror, namespaces={1}))]
+    talk = [r["revid"] for r in parse_dump(xml_file(tmp_path, mirror, namespaces=frozenset({1})))]
     assert talk == [20, 21]
-    both = xml_file(tmp_path, mirror, namespaces={0}, current_only=True)
+    both = xml_file(tmp_path, mirror, namespaces=frozenset({0}), current_only=True)
     assert [r["revid"] for r in parse_dump(both)] == [13, 30]
 
 

@@ -13,6 +13,7 @@ import pytest
 from storage.export_jsonl import iter_export_records, write_jsonl
 from storage.mirror import Mirror
 from storage.records import PageRecord, RevisionBatch, RevisionRecord, SlotRecord
+from storage.selection import Selection
 
 BASE_KEYS = ["pageid", "ns", "title", "revid", "parentid", "timestamp", "user", "userid"]
 BASE_KEYS += ["comment", "minor", "sha1", "text", "model", "format", "size", "tags"]
@@ -92,12 +93,12 @@ def test_write_jsonl(mirror: Mirror) -> None:
 
 
 def test_filters(mirror: Mirror) -> None:
-    talk = [r["revid"] for r in iter_export_records(mirror, namespaces={1})]
+    talk = [r["revid"] for r in iter_export_records(mirror, Selection(namespaces=frozenset({1})))]
     assert talk == [40]
-    current = [r["revid"] for r in iter_export_records(mirror, current_only=True)]
+    current = [r["revid"] for r in iter_export_records(mirror, Selection(current_only=True))]
     assert current == [11, 30, 40]
     out = io.StringIO()
-    assert write_jsonl(mirror, out, namespaces={0}, current_only=True) == 2
+    assert write_jsonl(mirror, out, Selection(namespaces=frozenset({0}), current_only=True)) == 2
 
 
 def test_hidden_fields_are_omitted(mirror: Mirror) -> None:
@@ -110,7 +111,8 @@ def test_hidden_fields_are_omitted(mirror: Mirror) -> None:
     only_comment = rev(51, 1, "2024-05-02T00:00:00Z", "y", comment=None, commenthidden=True)
     batch = RevisionBatch([PageRecord(1, 0, "Alpha")], [hidden, only_comment])
     mirror.write_batch(batch, "cp", None, False)
-    records = {r["revid"]: r for r in iter_export_records(mirror, namespaces={0})}
+    main_only = Selection(namespaces=frozenset({0}))
+    records = {r["revid"]: r for r in iter_export_records(mirror, main_only)}
     assert list(records[50]) == [
         "pageid", "ns", "title", "revid", "parentid", "timestamp", "minor",
         "model", "format", "size", "tags", "hidden", "suppressed",
