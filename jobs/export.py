@@ -58,26 +58,52 @@ Compressor = Callable[[BinaryIO], BinaryIO]
 def run_export(settings: Settings, fmt: str, output: str | None,
                selection: Selection | None = None) -> int:
     """Write the export; returns the number of revisions written."""
-    assert settings.mirror is not None and fmt in WRITERS
+    assert settings.mirror is not None and (fmt in WRITERS or fmt == "parquet")
     selection = selection or selection_from(settings)
-    if output not in (None, "-"):
+    if fmt == "parquet" and output in (None, "-"):
+        raise ConfigError("--format parquet writes a directory of files: give it with --output DIR")
+    if output not in (None, "-") and fmt != "parquet":
         check_output_name(output, fmt)
     with Mirror.open(Path(settings.mirror), create=False) as mirror:
         total = mirror.count_revisions(selection)
         # A bar on a terminal only: an export is a one-off, not a cron job to log.
         quiet = bool(settings.quiet) or not sys.stderr.isatty()
         progress = Progress(f"export {fmt}", total=total, initial=0, quiet=quiet)
-        count = 0  # stays 0 if a reader closes standard output early
         try:
-            # The attribution file is renamed first, and only if the export completes:
-            # leaving the export's block removes both partial files on failure.
-            with open_output(output) as out, _attribution_output(output, quiet) as notes:
-                count = WRITERS[fmt](mirror, out, selection, progress=progress.advance)
-                if notes is not None:
-                    write_attribution(mirror, notes, selection)
+            if fmt == "parquet":
+                assert output is not None
+                return export_parquet(mirror, Path(output), selection, progress)
+            return export_stream(mirror, fmt, output, selection, progress, quiet)
         finally:
             progress.close()
-        return count
+
+
+def export_stream(mirror: Mirror, fmt: str, output: str | None, selection: Selection,
+                  progress: Progress, quiet: bool) -> int:
+    count = 0  # stays 0 if a reader closes standard output early
+    # The attribution file is renamed first, and only if the export completes:
+    # leaving the export's block removes both partial files on failure.
+    with open_output(output) as out, _attribution_output(output, quiet) as notes:
+        count = WRITERS[fmt](mirror, out, selection, progress=progress.advance)
+        if notes is not None:
+            write_attribution(mirror, notes, selection)
+    return count
+
+
+def export_parquet(mirror: Mirror, directory: Path, selection: Selection,
+                   progress: Progress) -> int:
+    """Parquet (pyarrow, an optional dependency) into DIR/{wiki}/, with its attribution."""
+    try:
+        from storage.export_parquet import parquet_target, write_parquet
+    except ImportError as exc:
+        raise ConfigError("--format parquet needs pyarrow: pip install 'harvester[parquet]'") \
+            from exc
+    target = parquet_target(mirror, directory, selection)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with open_output(attribution_path(str(target))) as notes:
+        count, _ = write_parquet(mirror, directory, selection, progress=progress.advance)
+        write_attribution(mirror, notes, selection)
+    return count
 
 
 def selection_from(

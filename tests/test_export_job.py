@@ -6,6 +6,7 @@ import bz2
 import gzip
 import io
 import json
+import lzma
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -16,7 +17,8 @@ import zstandard
 
 import jobs.export as export_job
 from harvester.config import Settings
-from jobs.export import run_export
+from harvester.errors import ConfigError
+from jobs.export import run_export, selection_from
 from storage.mirror import Mirror
 from storage.records import PageRecord, RevisionBatch
 from storage.selection import Selection
@@ -29,6 +31,7 @@ READERS = {
     ".gz": lambda path: gzip.decompress(path.read_bytes()),
     ".bz2": lambda path: bz2.decompress(path.read_bytes()),
     ".zst": lambda path: zstandard.ZstdDecompressor().stream_reader(path.open("rb")).read(),
+    ".xz": lambda path: lzma.decompress(path.read_bytes()),
 }
 
 
@@ -64,7 +67,7 @@ def revids(fmt: str, data: bytes, tmp_path: Path) -> list[int]:
 
 
 @pytest.mark.parametrize("fmt", ["jsonl", "xml"])
-@pytest.mark.parametrize("suffix", ["", ".gz", ".bz2", ".zst"])
+@pytest.mark.parametrize("suffix", ["", ".gz", ".bz2", ".zst", ".xz"])
 def test_compression_by_suffix(mirror_dir: Path, tmp_path: Path, fmt: str, suffix: str) -> None:
     plain = tmp_path / f"plain.{fmt}"
     assert export(mirror_dir, fmt, plain) == 6
@@ -174,3 +177,53 @@ def test_cli_reader_closing_the_pipe_early(tmp_path: Path) -> None:
         assert process.wait(timeout=120) == 0
         assert process.stderr.read() == b""
         process.stderr.close()
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "xml"])
+@pytest.mark.parametrize("name", ["out.7z", "out.jsonl.lz4", "out.xml.zip", "out.txt"])
+def test_an_unknown_suffix_is_refused(mirror_dir: Path, tmp_path: Path, fmt: str,
+                                      name: str) -> None:
+    with pytest.raises(ConfigError, match="is not a name for"):
+        export(mirror_dir, fmt, tmp_path / name)
+    assert list(tmp_path.glob("out*")) == []
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "xml"])
+def test_titles_prefixes_files_and_times(mirror_dir: Path, tmp_path: Path, fmt: str) -> None:
+    names = tmp_path / "names.txt"
+    names.write_text("Beta\n\nTalk:Alpha\n", encoding="utf-8")
+    cases: list[tuple[dict[str, object], list[int]]] = [
+        ({"titles": ["alpha"]}, [10, 11, 12]),  # MediaWiki's first-letter case
+        ({"titles": ["Talk:*"]}, [20, 21]),
+        ({"titles": ["Al*", "Beta"]}, [10, 11, 12, 30]),
+        ({"titles": [f"@{names}"]}, [20, 21, 30]),
+        ({"since": "2024-01-02T00:00:00Z", "until": "2024-02-02"}, [11, 12, 20]),
+        ({"since": "2024-02-01"}, [20, 21, 30]),
+        ({"until": "2024-01-03", "current_only": True}, [11]),
+        ({"titles": ["Alpha"], "until": "2024-01-02T12:00:00Z", "current_only": True}, [11]),
+        ({"since": "2024-02-02", "current_only": True}, [21, 30]),
+    ]
+    for filters, expected in cases:
+        out = tmp_path / f"filtered.{fmt}"
+        settings = Settings(mirror=str(mirror_dir), quiet=True,
+                            current_only=bool(filters.pop("current_only", False)))
+        selection = selection_from(settings, **filters)  # type: ignore[arg-type]
+        assert run_export(settings, fmt, str(out), selection) == len(expected), filters
+        assert revids(fmt, out.read_bytes(), tmp_path) == expected, filters
+        attributed = (tmp_path / f"filtered.{fmt}.attribution.txt").read_text(encoding="utf-8")
+        pages = {10: "Alpha", 11: "Alpha", 12: "Alpha", 20: "Talk:Alpha", 21: "Talk:Alpha",
+                 30: "Beta"}
+        for page in set(pages.values()):
+            assert (f"“{page}”" in attributed) == (page in {pages[r] for r in expected}), page
+
+
+def test_bad_filters_are_usage_errors(mirror_dir: Path, tmp_path: Path) -> None:
+    for args, words in [(["--titles", "Gamma"], "no page 'Gamma'"),
+                        (["--since", "yesterday"], "--since takes a time"),
+                        (["--titles", "@/nonexistent/names"], "cannot read")]:
+        done = subprocess.run([sys.executable, "-m", "harvester", "export", "--mirror",
+                               str(mirror_dir), "--output", str(tmp_path / "x.jsonl"), *args],
+                              cwd=ROOT, capture_output=True, text=True, timeout=60)
+        expected_code = 6 if "no page" in words else 2
+        assert done.returncode == expected_code and words in done.stderr, done.stderr
+        assert not (tmp_path / "x.jsonl").exists()
