@@ -662,6 +662,23 @@ def _drop_actor_index(db: sqlite_utils.Database) -> None:
     db.execute("DROP INDEX IF EXISTS idx_revision_data_actor")
 
 
+# -- revisions name their page --------------------------------------------------------
+#
+# A declared reference, so that Datasette (and any tool that reads foreign keys)
+# links a revision to its page; the rows stay as they are.
+
+PAGE_REFERENCE = "revision_data.pageid references pages"
+
+
+def _reference_pages(db: sqlite_utils.Database) -> None:
+    def declare(sql: str) -> str:
+        old = "pageid INTEGER NOT NULL,"
+        assert sql.count(old) == 1, sql
+        return sql.replace(old, "pageid INTEGER NOT NULL REFERENCES pages (pageid),")
+
+    _redeclare(db, "revision_data", declare)
+
+
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("catalogue", _create_catalogue),
     ("revisions", _create_revisions),
@@ -674,6 +691,7 @@ MIGRATIONS: list[tuple[str, Migration]] = [
     (CURRENT_DECLARATIONS, _current_declarations),
     (INTEGER_TIMESTAMPS, _integer_timestamps),
     (NO_ACTOR_INDEX, _drop_actor_index),
+    (PAGE_REFERENCE, _reference_pages),
 ]
 
 

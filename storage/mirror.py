@@ -112,6 +112,29 @@ def read_only_rows(directory: Path, sql: str, params: tuple[Any, ...]) -> list[t
         return []  # not a mirror: opening it says so, with the reason
 
 
+def revision_text(conn: sqlite3.Connection, texts: TextStore, revid: int,
+                  role: str = "main") -> str | None:
+    """The text of a revision's slot, or None when hidden, missing or not stored."""
+    row = conn.execute("SELECT text_id FROM slot_data WHERE revid = ? AND role = ?",
+                       [revid, role]).fetchone()
+    if row is None or row[0] is None:
+        return None
+    return texts.get_by_id(int(row[0]))
+
+
+def register_sql_functions(conn: sqlite3.Connection, texts: TextStore) -> None:
+    """``revision_text(revid [, role])`` on ``conn``, reading through ``texts``
+    (docs/schema.md): on the mirror's own connections, and on Datasette's."""
+
+    def sql_revision_text(revid: object, role: object = "main") -> str | None:
+        if not isinstance(revid, int) or not isinstance(role, str):
+            return None
+        return revision_text(conn, texts, revid, role)
+
+    conn.create_function("revision_text", 1, sql_revision_text)
+    conn.create_function("revision_text", 2, sql_revision_text)
+
+
 class Mirror:
     """An open mirror. Use Mirror.open(); close() it (or use ``with``)."""
 
@@ -119,14 +142,7 @@ class Mirror:
         self.directory = directory
         self.db = db
         self.texts = TextStore(db.conn)
-        # revision_text(revid [, role]): a revision's text from SQL (docs/schema.md).
-        db.conn.create_function("revision_text", 1, self._sql_revision_text)
-        db.conn.create_function("revision_text", 2, self._sql_revision_text)
-
-    def _sql_revision_text(self, revid: object, role: object = "main") -> str | None:
-        if not isinstance(revid, int) or not isinstance(role, str):
-            return None
-        return self.revision_text(revid, role)
+        register_sql_functions(db.conn, self.texts)
 
     # -- opening and closing ----------------------------------------------------
 
@@ -452,12 +468,7 @@ class Mirror:
 
     def revision_text(self, revid: int, role: str = "main") -> str | None:
         """The text of a revision's slot, or None when hidden, missing or not stored."""
-        row = self.db.execute(
-            "SELECT text_id FROM slot_data WHERE revid = ? AND role = ?", [revid, role]
-        ).fetchone()
-        if row is None or row[0] is None:
-            return None
-        return self.texts.get_by_id(int(row[0]))
+        return revision_text(self.db.conn, self.texts, revid, role)
 
     def count_revisions(self, selection: Selection | None = None) -> int:
         """How many revisions iter_revisions() yields with the same selection."""

@@ -52,7 +52,7 @@ CREATE TABLE content_kinds (id INTEGER PRIMARY KEY, content_model TEXT, content_
 -- 4 bytes where the ISO text took 20 (and as many again in the history index).
 CREATE TABLE revision_data (
     revid INTEGER PRIMARY KEY,
-    pageid INTEGER NOT NULL,
+    pageid INTEGER NOT NULL REFERENCES pages (pageid),
     parentid INTEGER,
     timestamp INTEGER NOT NULL,
     actor INTEGER REFERENCES actors (id),
