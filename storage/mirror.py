@@ -147,6 +147,33 @@ class Mirror:
     # -- opening and closing ----------------------------------------------------
 
     @classmethod
+    def open_read_only(cls, directory: Path) -> Mirror:
+        """The mirror opened so that nothing can write it (SQLite's ``mode=ro``): for
+        readers beside a running crawl, and for the Python API. It must be of this
+        harvester's schema: any command of this version upgrades an older one."""
+        directory = Path(directory)
+        path = directory / DB_NAME
+        if not path.is_file():
+            raise StorageError(f"no mirror at {directory}")
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False,
+                               isolation_level=None)
+        try:
+            db = sqlite_utils.Database(conn)
+            db.execute("PRAGMA busy_timeout=10000")
+            version = schema_version(db)
+        except sqlite3.DatabaseError as exc:
+            conn.close()
+            raise StorageError(f"{path} is not a mirror: {exc}") from None
+        if version != VERSION:
+            conn.close()
+            newer = "a newer" if version > VERSION else "an earlier"
+            raise StorageError(
+                f"mirror {directory} was written by {newer} harvester (schema {version}, "
+                f"this one knows {VERSION})" + ("" if version > VERSION else
+                f": `harvester stats --mirror {directory}` upgrades it"))
+        return cls(directory, db)
+
+    @classmethod
     def open(cls, directory: Path, *, create: bool) -> Mirror:
         directory = Path(directory)
         path = directory / DB_NAME

@@ -1,55 +1,63 @@
-"""A small Python API for reading a mirror, e.g. from a notebook::
+"""Reading a mirror from Python, e.g. from a notebook (docs/python-api.md)::
 
-    from storage.reader import open_mirror
+    import harvester
 
-    with open_mirror("mirror") as m:
+    with harvester.open_mirror("mirror") as m:
         for page in m.pages(ns=0, limit=10):
             print(page.title, page.revisions)
-        for rev in m.history("Main Page"):
+        for rev in m.revisions(titles=["Main Page"]):
             print(rev.revid, rev.user, len(rev.text or ""))
 
-A thin layer over storage/query.py and storage/search.py: texts are loaded only
-when ``rev.text`` is read.
+The mirror is opened read-only (SQLite's ``mode=ro``): nothing here can write
+it, and a crawl or sync may run meanwhile. A thin layer over storage/query.py,
+storage/selection.py and storage/search.py: texts are read only when asked for.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from datetime import UTC, date, datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+import sqlite_utils
+
 from . import query, search
-from .errors import StorageError
+from .errors import NotInMirrorError, StorageError, TextHiddenError
 from .mirror import Mirror
 from .query import PageRow
 from .search import SearchHit
+from .selection import Selection
 from .stored import StoredRevision
 
 
-class Revision:
-    """A stored revision; its metadata as attributes (see StoredRevision), texts on demand."""
+class Revision(StoredRevision):
+    """A stored revision: every field of StoredRevision, and its texts on demand."""
 
-    def __init__(self, mirror: Mirror, stored: StoredRevision) -> None:
-        self._mirror = mirror
-        self.stored = stored
+    _mirror: Mirror
 
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.stored, name)
+    @classmethod
+    def of(cls, mirror: Mirror, stored: StoredRevision) -> Revision:
+        revision = cls(**vars(stored))
+        revision._mirror = mirror
+        return revision
 
     def __repr__(self) -> str:
-        return f"<Revision {self.stored.revid} of {self.stored.title!r} {self.stored.timestamp}>"
+        return f"<Revision {self.revid} of {self.title!r} {self.timestamp}>"
 
     @property
     def text(self) -> str | None:
-        """The main slot's wikitext; None when it is hidden on the wiki or was not stored."""
+        """The main slot's wikitext; None when it is hidden on the wiki or not stored."""
         return self.slot_text("main")
 
     def slot_text(self, role: str) -> str | None:
+        """A slot's text; None when hidden, missing or not stored. A damaged text
+        (its SHA-1 does not match) raises StorageError: it never reads as hidden."""
         try:
-            return query.slot_text(self._mirror, self.stored, role)
-        except StorageError:
+            return query.slot_text(self._mirror, self, role)
+        except (TextHiddenError, NotInMirrorError):
             return None
 
 
@@ -57,10 +65,15 @@ class MirrorReader:
     """Read access to one mirror. Use open_mirror(); close() it (or use ``with``)."""
 
     def __init__(self, mirror: Mirror) -> None:
-        self.mirror = mirror
+        self._mirror = mirror
+
+    @property
+    def db(self) -> sqlite_utils.Database:
+        """The mirror's SQLite database (read-only), for sqlite-utils' own helpers."""
+        return self._mirror.db
 
     def close(self) -> None:
-        self.mirror.close()
+        self._mirror.close()
 
     def __enter__(self) -> MirrorReader:
         return self
@@ -80,46 +93,71 @@ class MirrorReader:
         redirects: bool | None = None,
         limit: int | None = None,
     ) -> Iterator[PageRow]:
-        return query.list_pages(self.mirror, ns=ns, prefix=prefix, redirects=redirects,
+        return query.list_pages(self._mirror, ns=ns, prefix=prefix, redirects=redirects,
                                 limit=limit)  # fmt: skip
 
     def page(self, title: str) -> PageRow:
         """The page with this title, normalised as MediaWiki does ("main_page" works)."""
-        return query.find_page(self.mirror, title)
+        return query.find_page(self._mirror, title)
+
+    def revisions(
+        self,
+        *,
+        namespaces: Iterable[int] | None = None,
+        titles: Iterable[str] = (),
+        prefixes: Iterable[str] = (),
+        since: str | date | None = None,
+        until: str | date | None = None,
+        current_only: bool = False,
+    ) -> Iterator[Revision]:
+        """Revisions by page (pageid), oldest first within a page, read lazily; narrowed as
+        ``harvester export`` narrows them. ``since``/``until``: ISO 8601 text, a date or
+        a datetime (UTC)."""
+        selection = Selection(
+            namespaces=None if namespaces is None else frozenset(namespaces),
+            titles=tuple(titles), prefixes=tuple(prefixes), since=_iso(since),
+            until=_iso(until), current_only=current_only)
+        for stored in self._mirror.iter_revisions(selection):
+            yield Revision.of(self._mirror, stored)
 
     def history(self, title: str, limit: int | None = None) -> Iterator[Revision]:
         """The page's revisions, newest first."""
-        page = query.find_page(self.mirror, title)
-        for stored in query.history(self.mirror, page.pageid, limit):
-            yield Revision(self.mirror, stored)
+        page = query.find_page(self._mirror, title)
+        for stored in query.history(self._mirror, page.pageid, limit):
+            yield Revision.of(self._mirror, stored)
 
     def revision(self, revid: int) -> Revision:
-        return Revision(self.mirror, query.revision(self.mirror, revid))
+        return Revision.of(self._mirror, query.revision(self._mirror, revid))
 
     def text(self, title: str, at: str | None = None, slot: str = "main") -> str:
         """The latest text of a page, or the one current at ``at`` (ISO 8601).
 
         Unlike Revision.text this raises (StorageError) when there is no text.
         """
-        page = query.find_page(self.mirror, title)
+        page = query.find_page(self._mirror, title)
         if at is None:
-            stored = query.latest_revision(self.mirror, page)
+            stored = query.latest_revision(self._mirror, page)
         else:
-            stored = query.revision_at(self.mirror, page, query.parse_timestamp(at))
-        return query.slot_text(self.mirror, stored, slot)
+            stored = query.revision_at(self._mirror, page, query.parse_timestamp(at))
+        return query.slot_text(self._mirror, stored, slot)
 
     def search(self, text: str, ns: int | None = None, limit: int = 20) -> list[SearchHit]:
-        """An FTS5 query over titles and latest texts (the index is refreshed first)."""
-        search.refresh(self.mirror)
-        return list(search.search(self.mirror, text, ns=ns, limit=limit))
+        """An FTS5 query over titles and latest texts. The index is brought up to date by
+        ``harvester search`` (this reader writes nothing): a stale one is an error."""
+        behind = search.stale_pages(self._mirror)
+        if behind:
+            raise StorageError(
+                f"the search index of {self._mirror.directory} is behind the mirror by "
+                f"{behind:,} pages: run `harvester search` once to bring it up to date")
+        return list(search.search(self._mirror, text, ns=ns, limit=limit))
 
     def stats(self) -> dict[str, Any]:
-        return query.mirror_stats(self.mirror)
+        return query.mirror_stats(self._mirror)
 
     def query(self, sql: str, params: Any = ()) -> Iterator[dict[str, Any]]:
         """Any SQL query over the mirror (docs/schema.md), row by row as dicts. Texts
         are in reach: ``revision_text(revid [, role])`` returns one (NULL when hidden)."""
-        cursor = self.mirror.db.conn.execute(sql, params)
+        cursor = self._mirror.db.conn.execute(sql, params)
         names = [d[0] for d in cursor.description or ()]
         for row in cursor:
             yield dict(zip(names, row, strict=True))
@@ -129,6 +167,15 @@ class MirrorReader:
         return list(self.query(sql, params))
 
 
+def _iso(value: str | date | None) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, datetime):
+        utc = value.astimezone(UTC) if value.tzinfo is not None else value
+        return utc.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return value.isoformat()
+
+
 def open_mirror(directory: str | os.PathLike[str]) -> MirrorReader:
-    """Open an existing mirror for reading."""
-    return MirrorReader(Mirror.open(Path(directory), create=False))
+    """Open an existing mirror for reading only."""
+    return MirrorReader(Mirror.open_read_only(Path(directory)))

@@ -50,6 +50,15 @@ class SearchHit:
     score: float  # bm25: lower is better
 
 
+def stale_pages(mirror: Mirror) -> int:
+    """How many pages the index is behind on (new, changed or deleted since)."""
+    conn = mirror.db.conn
+    stale = len(conn.execute(_STALE).fetchall())
+    gone = conn.execute("SELECT count(*) FROM search_indexed"
+                        " WHERE pageid NOT IN (SELECT pageid FROM pages)").fetchone()[0]
+    return stale + int(gone)
+
+
 def refresh(mirror: Mirror) -> int:
     """Bring the index up to date; returns how many pages were (re-)indexed or dropped."""
     conn = mirror.db.conn

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import sqlite3
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
+import sqlite_utils
 
+from storage import search
 from storage.errors import NotInMirrorError, StorageError
+from storage.mirror import Mirror
 from storage.reader import Revision, open_mirror
+from storage.stored import StoredRevision
 from tests.read_mirror import MAIN_1, MAIN_3, build
 
 
@@ -31,6 +36,10 @@ def test_reader(tmp_path: Path) -> None:
             m.text("TW:About")
         with pytest.raises(NotInMirrorError):
             m.page("Nope")
+        with pytest.raises(StorageError, match="run `harvester search` once"):
+            m.search("zebras")  # the index is behind, and this reader writes nothing
+        with Mirror.open(tmp_path / "m", create=False) as writable:
+            search.refresh(writable)  # what `harvester search` does first
         assert [h.title for h in m.search("zebras")] == ["Main Page"]
         assert m.stats()["revisions"] == 9
         assert m.sql("SELECT title FROM pages WHERE pageid = ?", [3]) == [{"title": "Zebra"}]
@@ -64,3 +73,45 @@ def test_a_corrupt_text_is_an_error_in_sql_not_a_null(tmp_path: Path) -> None:
     db.close()
     with open_mirror(tmp_path / "m") as m, pytest.raises(sqlite3.OperationalError):
         m.sql("SELECT revision_text(10)")
+
+
+def test_the_reader_cannot_write(tmp_path: Path) -> None:
+    build(tmp_path / "m")
+    before = (tmp_path / "m" / "mirror.sqlite").read_bytes()
+    with open_mirror(tmp_path / "m") as m:
+        assert isinstance(m.db, sqlite_utils.Database)
+        assert m.db["pages"].count == 6
+        with pytest.raises(sqlite3.OperationalError, match="readonly"):
+            m.sql("DELETE FROM pages")
+        with pytest.raises(sqlite3.OperationalError, match="readonly"):
+            m.db["pages"].insert({"pageid": 99, "ns": 0, "title": "New"})
+    assert (tmp_path / "m" / "mirror.sqlite").read_bytes() == before
+
+
+def test_revisions_are_typed_and_narrowed_like_exports(tmp_path: Path) -> None:
+    build(tmp_path / "m")
+    with open_mirror(tmp_path / "m") as m:
+        every = list(m.revisions())
+        assert all(isinstance(r, Revision) and isinstance(r, StoredRevision) for r in every)
+        assert len(every) == 9
+        main = list(m.revisions(titles=["Main Page"]))
+        assert [r.revid for r in main] == [10, 11, 12]  # oldest first
+        assert main[0].text == MAIN_1 and main[-1].text == MAIN_3
+        assert [r.revid for r in m.revisions(titles=["Main Page"], since=date(2024, 1, 15),
+                                             current_only=True)] == [12]
+        assert {r.ns for r in m.revisions(namespaces=[1])} <= {1}
+        late = list(m.revisions(since=datetime(2024, 2, 1, tzinfo=UTC)))
+        assert all(r.timestamp >= "2024-02-01" for r in late) and late
+
+
+def test_a_corrupt_text_raises_and_never_reads_as_hidden(tmp_path: Path) -> None:
+    build(tmp_path / "m")
+    db = sqlite3.connect(tmp_path / "m" / "mirror.sqlite")
+    with db:
+        db.execute("UPDATE text_packs SET data = x'28b52ffd00'")
+    db.close()
+    with open_mirror(tmp_path / "m") as m:
+        revision = m.revision(10)
+        with pytest.raises(StorageError):
+            _ = revision.text
+        assert m.revision(41).text is None  # hidden is hidden
