@@ -9,10 +9,13 @@ per scale is crawled from the fixture wiki (scripts/demo_wiki.py, kept under
 --cache; building a scale-10 wiki takes minutes, a cached one a second) into a
 temporary directory.
 
-Each export (jsonl and xml, plain and .zst) runs in a fresh process that times
-run_export() alone, without interpreter start-up, and reports its own peak RSS.
-MB/s counts the uncompressed export, so plain and .zst rows compare directly.
-Prints a table; a benchmark, not a test.
+Each export (jsonl and xml, plain and .zst, and parquet) runs in a fresh
+process that times run_export() alone, without interpreter start-up, and
+reports its own peak RSS. MB/s counts the uncompressed export, so plain and
+.zst rows compare directly (parquet: its own files). Then one analyst's
+question, revisions per user in namespace 0, is timed (best of three) in DuckDB
+over the Parquet files and in SQLite over the mirror. Prints tables; a
+benchmark, not a test.
 """
 
 from __future__ import annotations
@@ -20,9 +23,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
+import sqlite3
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +49,11 @@ CHILD = (
     "rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
     "print(json.dumps({'count': count, 'seconds': seconds, 'maxrss_kb': rss}))\n"
 )
-CASES = (("jsonl", ""), ("jsonl", ".zst"), ("xml", ""), ("xml", ".zst"))
+CASES = (("jsonl", ""), ("jsonl", ".zst"), ("xml", ""), ("xml", ".zst"), ("parquet", ""))
+DUCKDB_QUERY = """SELECT user_text, count(*) AS revisions FROM read_parquet(?)
+    WHERE page_namespace_id = 0 GROUP BY user_text ORDER BY revisions DESC"""
+SQLITE_QUERY = """SELECT user, count(*) AS revisions FROM page_history
+    WHERE ns = 0 GROUP BY user ORDER BY revisions DESC"""
 
 
 def crawl_fixture(scale: int, cache: Path, mirror: Path, work: Path) -> None:
@@ -79,7 +89,7 @@ def bench_mirror(label: str, mirror: Path, work: Path, repeat: int) -> list[dict
         output = work / f"export.{fmt}{suffix}"
         runs = [export_once(mirror, fmt, output) for _ in range(repeat)]
         best = min(runs, key=lambda run: run["seconds"])
-        size = output.stat().st_size
+        size = output_size(output)
         plain_bytes.setdefault(fmt, size)  # the plain case of a format runs first
         rows.append({
             "mirror": label, "format": fmt, "output": suffix or "plain",
@@ -88,8 +98,39 @@ def bench_mirror(label: str, mirror: Path, work: Path, repeat: int) -> list[dict
             "mb_per_s": plain_bytes[fmt] / 1e6 / best["seconds"],
             "file_mb": size / 1e6, "peak_rss_mb": max(r["maxrss_kb"] for r in runs) / 1024,
         })
-        output.unlink()
+        if fmt == "parquet":
+            rows[-1]["query"] = time_queries(mirror, output)
+            shutil.rmtree(output)
+        else:
+            output.unlink()
     return rows
+
+
+def output_size(output: Path) -> int:
+    if output.is_dir():  # parquet: the data files, not the attribution beside them
+        return sum(p.stat().st_size for p in output.glob("*/*.parquet"))
+    return output.stat().st_size
+
+
+def time_queries(mirror: Path, parquet: Path) -> dict[str, float]:
+    """Revisions per user in namespace 0: DuckDB on the Parquet, SQLite on the mirror."""
+    import duckdb
+
+    def best(run: Any) -> float:
+        times = []
+        for _ in range(3):
+            start = time.perf_counter()
+            run()
+            times.append(time.perf_counter() - start)
+        return min(times)
+
+    files = str(parquet / "*" / "*.parquet")
+    db = sqlite3.connect(f"file:{mirror / 'mirror.sqlite'}?mode=ro", uri=True)
+    duck = [tuple(r) for r in duckdb.execute(DUCKDB_QUERY, [files]).fetchall()]
+    lite = [tuple(r) for r in db.execute(SQLITE_QUERY).fetchall()]
+    assert sorted(duck, key=str) == sorted(lite, key=str), "the two answers differ"
+    return {"duckdb_s": best(lambda: duckdb.execute(DUCKDB_QUERY, [files]).fetchall()),
+            "sqlite_s": best(lambda: db.execute(SQLITE_QUERY).fetchall())}
 
 
 def print_table(rows: list[dict[str, Any]]) -> None:
@@ -101,6 +142,12 @@ def print_table(rows: list[dict[str, Any]]) -> None:
         print(f"{r['mirror']:<10} {r['format']:<6} {r['output']:<6} {r['revisions']:>9,} "
               f"{r['seconds']:>8.2f} {r['revisions_per_s']:>7,.0f} {r['mb_per_s']:>6.1f} "
               f"{r['file_mb']:>8.2f} {r['peak_rss_mb']:>11.1f}")
+    for r in rows:
+        if "query" in r:
+            q = r["query"]
+            print(f"{r['mirror']}: revisions per user in namespace 0: DuckDB on the Parquet "
+                  f"{q['duckdb_s'] * 1000:.1f} ms, "
+                  f"SQLite on the mirror {q['sqlite_s'] * 1000:.1f} ms")
 
 
 def main() -> None:

@@ -3,7 +3,11 @@ against the fixture wiki's own dumpBackup.php: same revisions, same texts by SHA
 
 from __future__ import annotations
 
+import bz2
+import gzip
 import hashlib
+import json
+import lzma
 import subprocess
 import sys
 from pathlib import Path
@@ -93,3 +97,38 @@ def test_parquet_needs_a_directory(imported: Path) -> None:
         [sys.executable, "-m", "harvester", "export", "--mirror", str(imported), "--format",
          "parquet"], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert done.returncode == 2 and "--output DIR" in done.stderr
+
+
+def jsonl_revids(path: Path) -> list[int]:
+    opener = {".xz": lzma.open, ".gz": gzip.open, ".bz2": bz2.open}.get(path.suffix, open)
+    with opener(path, "rt", encoding="utf-8") as lines:
+        return [json.loads(line)["revid"] for line in lines]
+
+
+def test_filters_and_compressions_on_the_fixture_against_its_dump(
+    imported: Path, fixture_dump: Path, tmp_path: Path
+) -> None:
+    truth = list(parse_dump(fixture_dump))
+    middle = sorted(r["timestamp"] for r in truth)[len(truth) // 2]
+    talk = [r for r in truth if r["title"].startswith("Talk:")]
+    assert talk, "the fixture has talk pages"
+    first_title = truth[0]["title"]
+    cases = [
+        (["--titles", "Talk:*"], talk),
+        (["--titles", first_title, "--since", middle],
+         [r for r in truth if r["title"] == first_title and r["timestamp"] >= middle]),
+        (["--namespaces", "0", "--until", middle],
+         [r for r in truth if r["ns"] == 0 and r["timestamp"] < middle]),
+    ]
+    for number, (args, expected) in enumerate(cases):
+        for suffix in (".xz", ".gz", ".bz2", ""):
+            out = tmp_path / f"case{number}.jsonl{suffix}"
+            done = subprocess.run(
+                [sys.executable, "-m", "harvester", "export", "--mirror", str(imported),
+                 "--output", str(out), "--quiet", *args],
+                cwd=ROOT, capture_output=True, text=True, timeout=300)
+            assert done.returncode == 0, done.stderr
+            # by page, oldest first: the dump's own order
+            order = {r["revid"]: (r["pageid"], r["timestamp"], r["revid"]) for r in truth}
+            assert jsonl_revids(out) == sorted((r["revid"] for r in expected),
+                                               key=order.__getitem__), (args, suffix)
