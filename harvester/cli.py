@@ -29,18 +29,20 @@ def run_async(job: Callable[..., Awaitable[T]], *args: Any) -> T:
     that talk to a wiki, so the others (show, export, search) start sooner."""
     import trio
 
-    return trio.run(stop_on_sigterm, job, *args)
+    return trio.run(stop_on_signals, job, *args)
 
 
-async def stop_on_sigterm(job: Callable[..., Awaitable[T]], *args: Any) -> T:
-    """Run ``job``; SIGTERM cancels it at its next safe point (a write under way
-    finishes first) and becomes :class:`Terminated`, as Ctrl-C becomes
-    KeyboardInterrupt. The job records its run as interrupted either way."""
+async def stop_on_signals(job: Callable[..., Awaitable[T]], *args: Any) -> T:
+    """Run ``job``; SIGTERM or Ctrl-C (SIGINT) cancels it at its next safe point (a write
+    under way finishes first) and becomes :class:`Terminated` or KeyboardInterrupt. The
+    job records its run as interrupted either way. Receiving SIGINT here, rather than
+    letting trio raise KeyboardInterrupt wherever the main thread happens to be, keeps
+    an interrupt out of the middle of a cleanup."""
     import trio
 
     result: list[T] = []
-    terminated = False
-    with trio.open_signal_receiver(signal.SIGTERM) as signals:
+    received: list[int] = []
+    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
         async with trio.open_nursery() as nursery:
 
             async def run_job() -> None:
@@ -48,15 +50,16 @@ async def stop_on_sigterm(job: Callable[..., Awaitable[T]], *args: Any) -> T:
                 nursery.cancel_scope.cancel()
 
             async def watch() -> None:
-                nonlocal terminated
-                async for _ in signals:
-                    terminated = True
+                async for signum in signals:
+                    received.append(signum)
                     nursery.cancel_scope.cancel()
 
             nursery.start_soon(watch)
             nursery.start_soon(run_job)
     if result:  # it finished before the signal could stop it
         return result[0]
+    if received and received[0] == signal.SIGINT:
+        raise KeyboardInterrupt()
     raise Terminated()
 
 

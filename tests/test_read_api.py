@@ -63,14 +63,19 @@ def test_texts_from_sql(tmp_path: Path) -> None:
             {"a": MAIN_1, "hidden": None, "slot": '{"a": 1}', "none": None, "missing": None}]
 
 
-# sqlite3 reports the function's exception as unraisable, then fails the statement.
-@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
-def test_a_corrupt_text_is_an_error_in_sql_not_a_null(tmp_path: Path) -> None:
-    build(tmp_path / "m")
-    db = sqlite3.connect(tmp_path / "m" / "mirror.sqlite")
+def build_with_damaged_texts(directory: Path) -> None:
+    """The test mirror, with every pack's bytes replaced by a broken zstd frame."""
+    build(directory)
+    db = sqlite3.connect(directory / "mirror.sqlite")
     with db:
         db.execute("UPDATE text_packs SET data = x'28b52ffd00'")
     db.close()
+
+
+# sqlite3 reports the function's exception as unraisable, then fails the statement.
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+def test_a_corrupt_text_is_an_error_in_sql_not_a_null(tmp_path: Path) -> None:
+    build_with_damaged_texts(tmp_path / "m")
     with open_mirror(tmp_path / "m") as m, pytest.raises(sqlite3.OperationalError):
         m.sql("SELECT revision_text(10)")
 
@@ -105,11 +110,7 @@ def test_revisions_are_typed_and_narrowed_like_exports(tmp_path: Path) -> None:
 
 
 def test_a_corrupt_text_raises_and_never_reads_as_hidden(tmp_path: Path) -> None:
-    build(tmp_path / "m")
-    db = sqlite3.connect(tmp_path / "m" / "mirror.sqlite")
-    with db:
-        db.execute("UPDATE text_packs SET data = x'28b52ffd00'")
-    db.close()
+    build_with_damaged_texts(tmp_path / "m")
     with open_mirror(tmp_path / "m") as m:
         revision = m.revision(10)
         with pytest.raises(StorageError):
