@@ -100,6 +100,7 @@ def bench_mirror(label: str, mirror: Path, work: Path, repeat: int) -> list[dict
         })
         if fmt == "parquet":
             rows[-1]["query"] = time_queries(mirror, output)
+            rows[-1]["mirror_mb"] = (mirror / "mirror.sqlite").stat().st_size / 1e6
             shutil.rmtree(output)
         else:
             output.unlink()
@@ -144,6 +145,7 @@ def print_table(rows: list[dict[str, Any]]) -> None:
               f"{r['file_mb']:>8.2f} {r['peak_rss_mb']:>11.1f}")
     for r in rows:
         if "query" in r:
+            print(f"{r['mirror']}: the mirror's file {r['mirror_mb']:.2f} MB")
             q = r["query"]
             print(f"{r['mirror']}: revisions per user in namespace 0: DuckDB on the Parquet "
                   f"{q['duckdb_s'] * 1000:.1f} ms, "

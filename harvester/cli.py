@@ -144,6 +144,14 @@ def build_parser() -> argparse.ArgumentParser:
     add_read_commands(commands)
     add_import_dump(commands)
     add_bootstrap(commands)
+    check = commands.add_parser(
+        "verify", help="check the mirror's file and every text's SHA-1; --repair fetches "
+        "damaged or absent texts again from the wiki")
+    add_common(check)
+    add_connection(check)
+    check.add_argument("--repair", action="store_true",
+                       help="fetch the texts found damaged or absent again, by revision id")
+    check.add_argument("--json", action="store_true", help="the summary as one JSON object")
     return parser
 
 
@@ -337,6 +345,19 @@ def command_bootstrap(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def command_verify(args: argparse.Namespace) -> int:
+    from jobs.outcome import EXIT_MIRROR, EXIT_OK
+    from jobs.verify import check_mirror, repair_mirror, summary_json
+
+    settings = settings_from(args)
+    summary = run_async(repair_mirror, settings) if args.repair else check_mirror(settings)
+    if args.json:
+        print(summary_json(summary))
+    elif not settings.quiet or not summary.ok:
+        print(summary.describe(), file=sys.stdout if summary.ok else sys.stderr)
+    return EXIT_OK if summary.ok else EXIT_MIRROR
+
+
 def command_read(args: argparse.Namespace) -> int:
     from jobs import read
     from jobs.outcome import EXIT_OK
@@ -369,6 +390,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "export": command_export,
     "import-dump": command_import_dump,
     "bootstrap": command_bootstrap,
+    "verify": command_verify,
     **dict.fromkeys(["pages", "history", "show", "search", "stats", "attribution"],
                      command_read),
 }

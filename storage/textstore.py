@@ -362,6 +362,30 @@ class TextStore:
             writer.add(texts[position])
         self._write_pack(pack_id, writer, [text_id for text_id, _ in kept])
 
+    def rebuild_pack(self, pack_id: int, texts: dict[int, bytes]) -> list[int]:
+        """Write a damaged pack again from ``texts`` (text id -> its bytes, each checked
+        against the text's SHA-1); the pack's texts not given are deleted. Must run
+        inside the caller's transaction; returns the ids deleted."""
+        rows = [(int(r[0]), bytes(r[1])) for r in self._conn.execute(
+            "SELECT id, sha1 FROM text_data WHERE pack = ? ORDER BY position", (pack_id,))]
+        for text_id, digest in rows:
+            if text_id in texts and hashlib.sha1(texts[text_id]).digest() != digest:
+                raise StorageError(f"text #{text_id}: the bytes given are not its text")
+            self.cache.discard(digest.hex())
+        kept = [text_id for text_id, _ in rows if text_id in texts]
+        dropped = [text_id for text_id, _ in rows if text_id not in texts]
+        self._packs.discard(pack_id)
+        if kept:
+            writer = packs.PackWriter()
+            for text_id in kept:
+                writer.add(texts[text_id])
+            self._write_pack(pack_id, writer, kept)
+        else:
+            self._drop_pack(pack_id)
+        for chunk in _chunks(dropped):
+            self._conn.execute(f"DELETE FROM text_data WHERE id IN ({_marks(chunk)})", chunk)
+        return dropped
+
     # -- reading --------------------------------------------------------------
 
     def get(self, sha1: str) -> str:
