@@ -86,9 +86,14 @@ def add_connection(parser: argparse.ArgumentParser) -> None:
                         help="requests per second ceiling (0: none)")
     parser.add_argument("--max-rpm", type=int, dest="max_requests_per_minute", metavar="N",
                         help="requests per minute ceiling (0: none)")
-    parser.add_argument("--maxlag", type=int, metavar="SECONDS")
-    parser.add_argument("--max-retries", type=int, metavar="N")
-    parser.add_argument("--timeout", type=float, dest="request_timeout", metavar="SECONDS")
+    parser.add_argument("--maxlag", type=int, metavar="SECONDS",
+                        help="replication lag at which the wiki may ask us to wait (default 5; "
+                        "0: not sent)")
+    parser.add_argument("--max-retries", type=int, metavar="N",
+                        help="retries of a failing request, with exponential backoff "
+                        "(default 6)")
+    parser.add_argument("--timeout", type=float, dest="request_timeout", metavar="SECONDS",
+                        help="how long one request may take (default 120)")
     parser.add_argument("--ignore-robots-txt", action="store_true", default=None,
                         help="go ahead where the site's robots.txt says no: only with the "
                         "site's permission")
@@ -106,11 +111,15 @@ def build_parser() -> argparse.ArgumentParser:
                        help="api.php URL or any page of the wiki (default: the mirror's own)")
     add_common(crawl)
     add_connection(crawl)
-    crawl.add_argument("--namespaces", metavar="0,1,...", type=parse_namespaces_arg)
+    add_namespaces(crawl, "only these namespaces (default: all)")
     crawl.add_argument("--current-only", action="store_true", default=None,
                        help="only the latest revision of each page")
-    crawl.add_argument("--concurrency", type=int, metavar="N")
-    crawl.add_argument("--history-mode", choices=["auto", "allrevisions", "pages"])
+    crawl.add_argument("--concurrency", type=int, metavar="N",
+                       help="workers under the one polite budget (default 1; Wikimedia: 3 "
+                       "at most)")
+    crawl.add_argument("--history-mode", choices=["auto", "allrevisions", "pages"],
+                       help="how to walk the history: allrevisions (MediaWiki 1.27+), page "
+                       "by page, or auto (default)")
     crawl.add_argument("--live-history", action="store_true", default=None,
                        help="crawl a big Wikimedia wiki's whole history through the API, not "
                        "its dumps: only with the site's agreement (see bootstrap)")
@@ -130,8 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--output", "-o", metavar="FILE",
                         help="default: standard output; .gz, .bz2, .xz, .zst compress "
                         "(parquet: a directory, required)")
-    export.add_argument("--namespaces", metavar="0,1,...", type=parse_namespaces_arg,
-                        help="only these namespaces")
+    add_namespaces(export, "only these namespaces")
     export.add_argument("--titles", nargs="+", action="extend", metavar="TITLE",
                         help="only these pages: a title, PREFIX* for every title so starting, "
                         "@FILE for those of a file (one a line)")
@@ -170,7 +178,7 @@ def add_bootstrap(commands: argparse._SubParsersAction) -> None:
 
 def add_import_dump(commands: argparse._SubParsersAction) -> None:
     imports = commands.add_parser(
-        "import-dump", help="start a mirror from MediaWiki XML dumps (jobs/import_dump.py)")
+        "import-dump", help="start a mirror from MediaWiki XML dumps")
     imports.add_argument("files", nargs="+", metavar="FILE",
                          help=".xml, or compressed: .gz .bz2 .zst .xz .lzma .7z")
     add_common(imports)
@@ -189,14 +197,15 @@ def add_read_commands(commands: argparse._SubParsersAction) -> None:
         return sub
 
     pages = reader("pages", "list the mirror's pages")
-    pages.add_argument("--namespace", type=int, metavar="N")
+    add_namespaces(pages, "only these namespaces")
     pages.add_argument("--prefix", metavar="P", help="titles starting with P ('Talk:A' works)")
     pages.add_argument("--redirects", action=argparse.BooleanOptionalAction, default=None,
                        help="only redirects (--no-redirects: none); default both")
-    pages.add_argument("--limit", type=positive_int, metavar="N")
+    pages.add_argument("--limit", type=positive_int, metavar="N", help="at most N pages")
     history = reader("history", "list the revisions of a page, newest first")
     history.add_argument("title", metavar="TITLE")
-    history.add_argument("--limit", type=positive_int, metavar="N")
+    history.add_argument("--limit", type=positive_int, metavar="N",
+                         help="the newest N revisions")
     show = reader("show", "print the text of a page's latest (or a given) revision")
     show.add_argument("title", nargs="?", metavar="TITLE")
     when = show.add_mutually_exclusive_group()
@@ -205,8 +214,9 @@ def add_read_commands(commands: argparse._SubParsersAction) -> None:
     show.add_argument("--slot", default="main", metavar="ROLE", help="content slot (default main)")
     search = reader("search", "full-text search of titles and latest texts (SQLite FTS5)")
     search.add_argument("query", metavar="QUERY")
-    search.add_argument("--namespace", type=int, metavar="N")
-    search.add_argument("--limit", type=positive_int, default=20, metavar="N")
+    add_namespaces(search, "only pages of these namespaces")
+    search.add_argument("--limit", type=positive_int, default=20, metavar="N",
+                        help="at most N pages, best first (default 20)")
     reader("stats", "counts, sizes and the last crawl of the mirror")
     credit = commands.add_parser(
         "attribution", help="who wrote a page, where it is, and its licence, for republishing")
@@ -216,6 +226,13 @@ def add_read_commands(commands: argparse._SubParsersAction) -> None:
     credit.add_argument("--format", choices=["text", "json", "html"], default="text")
     credit.add_argument("--no-bots", action="store_true",
                         help="leave out accounts named like bots (name ending in 'bot')")
+
+
+def add_namespaces(parser: argparse.ArgumentParser, help_text: str) -> None:
+    """One option for every command, under either spelling: --namespaces 0,1 or
+    --namespace 0."""
+    parser.add_argument("--namespaces", "--namespace", dest="namespaces", metavar="0,1,...",
+                        type=parse_namespaces_arg, help=help_text)
 
 
 def positive_int(text: str) -> int:
@@ -360,13 +377,13 @@ def command_verify(args: argparse.Namespace) -> int:
 
 def command_read(args: argparse.Namespace) -> int:
     from jobs import read
-    from jobs.outcome import EXIT_OK
+    from jobs.outcome import EXIT_NO_MATCH, EXIT_OK
 
     directory = settings_from(args).mirror
     assert directory is not None
     out = sys.stdout
     if args.command == "pages":
-        read.run_pages(directory, out, ns=args.namespace, prefix=args.prefix,
+        read.run_pages(directory, out, ns=args.namespaces, prefix=args.prefix,
                        redirects=args.redirects, limit=args.limit, as_json=args.json)
     elif args.command == "history":
         read.run_history(directory, out, args.title, limit=args.limit, as_json=args.json)
@@ -374,8 +391,12 @@ def command_read(args: argparse.Namespace) -> int:
         read.run_show(directory, out, args.title, revid=args.rev, at=args.at, slot=args.slot,
                       as_json=args.json)
     elif args.command == "search":
-        read.run_search(directory, out, args.query, ns=args.namespace, limit=args.limit,
-                        as_json=args.json, quiet=bool(args.quiet))
+        found = read.run_search(directory, out, args.query, ns=args.namespaces,
+                                limit=args.limit, as_json=args.json, quiet=bool(args.quiet))
+        if not found:  # as grep: a search that finds nothing is not a success
+            if not args.json:
+                print(f"harvester: no matches for {args.query}", file=sys.stderr)
+            return EXIT_NO_MATCH
     elif args.command == "attribution":
         read.run_attribution(directory, out, args.titles, every_page=args.all, fmt=args.format,
                              exclude_bots=args.no_bots)

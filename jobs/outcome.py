@@ -17,13 +17,15 @@ from storage.errors import (
     InvalidQueryError,
     MirrorFullError,
     MirrorLockedError,
+    NotInMirrorError,
     StorageError,
+    TextHiddenError,
     is_disk_full,
 )
 
 # Documented in the README; scripts and cron jobs rely on them.
 EXIT_OK = 0
-EXIT_INTERNAL = 1
+EXIT_NO_MATCH = 1  # a search that found nothing, as grep says it
 EXIT_USAGE = 2
 EXIT_REMOTE = 3
 EXIT_API = 4
@@ -31,6 +33,8 @@ EXIT_THROTTLED = 5
 EXIT_MIRROR = 6
 EXIT_LOCKED = 7
 EXIT_REFUSED = 8  # the site's robots.txt or robot policy says no (an override exists)
+EXIT_NOT_FOUND = 9  # a page or revision not in the mirror, or whose text is hidden
+EXIT_INTERNAL = 70  # a bug (sysexits.h's EX_SOFTWARE)
 EXIT_INTERRUPTED = 130  # Ctrl-C (SIGINT), as shells report it: 128 + 2
 EXIT_TERMINATED = 143  # SIGTERM: 128 + 15
 
@@ -42,6 +46,8 @@ _CODES: list[tuple[type[BaseException], int]] = [
     (RemoteError, EXIT_REMOTE),
     (MirrorLockedError, EXIT_LOCKED),
     (InvalidQueryError, EXIT_USAGE),  # a malformed title or time given to the mirror
+    (NotInMirrorError, EXIT_NOT_FOUND),
+    (TextHiddenError, EXIT_NOT_FOUND),
     (StorageError, EXIT_MIRROR),
     (OSError, EXIT_MIRROR),  # the mirror's disk: full, read-only, permissions
 ]

@@ -96,7 +96,7 @@ def check_mirror(settings: Settings) -> VerifySummary:
 
 
 def _checked(mirror: Mirror, settings: Settings) -> checks.VerifyReport:
-    total = int(mirror.db.execute("SELECT count(*) FROM text_data").fetchone()[0])
+    total = checks.count_texts(mirror)
     progress = Progress("verify", total=total, initial=0, quiet=bool(settings.quiet))
     try:
         return checks.verify(mirror, progress.advance)

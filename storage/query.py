@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import itertools
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from .errors import InvalidQueryError, NotInMirrorError, TextHiddenError
 from .mirror import DB_NAME, Mirror
+from .selection import namespace_list
 from .stored import REVISION_COLUMNS, SLOT_COLUMNS, StoredRevision, stored_revision
 from .titles import TitleParser
 
@@ -72,22 +73,25 @@ def find_page(mirror: Mirror, title: str) -> PageRow:
 def list_pages(
     mirror: Mirror,
     *,
-    ns: int | None = None,
+    ns: int | Iterable[int] | None = None,
     prefix: str | None = None,
     redirects: bool | None = None,
     limit: int | None = None,
 ) -> Iterator[PageRow]:
-    """Pages by namespace and title; ``prefix`` may name a namespace ("Talk:A")."""
+    """Pages by namespace and title; ``ns``: one namespace or several; ``prefix`` may
+    name a namespace ("Talk:A")."""
     where: list[str] = []
     params: list[Any] = []
+    wanted = namespace_list(ns)
     if prefix:
-        ns, start = title_parser(mirror).parse_prefix(prefix, 0 if ns is None else ns)
+        default = wanted[0] if wanted and len(wanted) == 1 else 0
+        found_ns, start = title_parser(mirror).parse_prefix(prefix, default)
         # A range, not LIKE or substr(): it walks the (ns, title) index.
         where.append("p.ns = ? AND p.title >= ? AND p.title < ?")
-        params += [ns, start, start + "\U0010ffff"]
-    elif ns is not None:
-        where.append("p.ns = ?")
-        params.append(ns)
+        params += [found_ns, start, start + "\U0010ffff"]
+    elif wanted is not None:
+        where.append(f"p.ns IN ({', '.join('?' * len(wanted))})")
+        params += wanted
     if redirects is not None:
         where.append("coalesce(p.is_redirect, 0) = ?")
         params.append(int(redirects))

@@ -88,7 +88,7 @@ class MirrorReader:
 
     def pages(
         self,
-        ns: int | None = None,
+        ns: int | Iterable[int] | None = None,
         prefix: str | None = None,
         redirects: bool | None = None,
         limit: int | None = None,
@@ -141,7 +141,8 @@ class MirrorReader:
             stored = query.revision_at(self._mirror, page, query.parse_timestamp(at))
         return query.slot_text(self._mirror, stored, slot)
 
-    def search(self, text: str, ns: int | None = None, limit: int = 20) -> list[SearchHit]:
+    def search(self, text: str, ns: int | Iterable[int] | None = None,
+               limit: int = 20) -> list[SearchHit]:
         """An FTS5 query over titles and latest texts. The index is brought up to date by
         ``harvester search`` (this reader writes nothing): a stale one is an error."""
         behind = search.stale_pages(self._mirror)

@@ -14,12 +14,13 @@ no longer shows.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
 from .errors import InvalidQueryError, StorageError
 from .mirror import Mirror
+from .selection import namespace_list
 
 # Pages re-indexed per transaction: a crawl writing at the same time waits for
 # one chunk at most, never for a whole first build.
@@ -114,7 +115,7 @@ def search(
     mirror: Mirror,
     query: str,
     *,
-    ns: int | None = None,
+    ns: int | Iterable[int] | None = None,
     limit: int = 20,
     marks: tuple[str, str] = ("«", "»"),
 ) -> Iterator[SearchHit]:
@@ -132,9 +133,10 @@ def search(
         LEFT JOIN search_indexed i ON i.pageid = p.pageid
         WHERE search_index MATCH ?"""
     params: list[object] = [marks[0], marks[1], query]
-    if ns is not None:
-        sql += " AND p.ns = ?"
-        params.append(ns)
+    wanted = namespace_list(ns)
+    if wanted is not None:
+        sql += f" AND p.ns IN ({', '.join('?' * len(wanted))})"
+        params += wanted
     sql += " ORDER BY score LIMIT ?"
     params.append(limit)
     try:

@@ -10,6 +10,7 @@ rows written always agree.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -31,6 +32,13 @@ class Selection:
     @property
     def pages_narrowed(self) -> bool:
         return bool(self.titles or self.prefixes)
+
+
+def namespace_list(ns: int | Iterable[int] | None) -> list[int] | None:
+    """One namespace or several, as a sorted list (None: every namespace)."""
+    if ns is None:
+        return None
+    return [ns] if isinstance(ns, int) else sorted(set(ns))
 
 
 @dataclass(frozen=True)

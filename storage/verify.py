@@ -54,6 +54,11 @@ _AFFECTED = """SELECT s.revid, s.role, r.pageid, p.title, s.text_id FROM slot_da
     JOIN revision_data r ON r.revid = s.revid LEFT JOIN pages p ON p.pageid = r.pageid"""
 
 
+def count_texts(mirror: Mirror) -> int:
+    """How many texts verify() decodes (its progress bar's total)."""
+    return int(mirror.db.execute("SELECT count(*) FROM text_data").fetchone()[0])
+
+
 def verify(mirror: Mirror, progress: Callable[[int], None] | None = None) -> VerifyReport:
     report = VerifyReport()
     conn = mirror.db.conn

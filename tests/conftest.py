@@ -68,6 +68,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The tests that need no MediaWiki first: a plain failure shows in minutes."""
+    items.sort(key=lambda item: item.get_closest_marker("mediawiki") is not None)
+
+
 def pytest_runtest_setup(item: pytest.Item) -> None:
     if item.get_closest_marker("mediawiki") is not None:
         require_mediawiki()

@@ -224,6 +224,6 @@ def test_bad_filters_are_usage_errors(mirror_dir: Path, tmp_path: Path) -> None:
         done = subprocess.run([sys.executable, "-m", "harvester", "export", "--mirror",
                                str(mirror_dir), "--output", str(tmp_path / "x.jsonl"), *args],
                               cwd=ROOT, capture_output=True, text=True, timeout=60)
-        expected_code = 6 if "no page" in words else 2
+        expected_code = 9 if "no page" in words else 2
         assert done.returncode == expected_code and words in done.stderr, done.stderr
         assert not (tmp_path / "x.jsonl").exists()

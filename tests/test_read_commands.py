@@ -154,8 +154,13 @@ def test_show_errors(mirror_dir: str) -> None:
 def test_cli_exit_codes(mirror_dir: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["show", "Main Page", "--mirror", mirror_dir]) == 0
     assert capsys.readouterr().out == MAIN_3
-    assert main(["show", "TW:About", "--mirror", mirror_dir]) == outcome.EXIT_MIRROR
+    assert main(["show", "TW:About", "--mirror", mirror_dir]) == outcome.EXIT_NOT_FOUND == 9
     assert "hidden on the wiki" in capsys.readouterr().err
+    assert main(["show", "Nowhere", "--mirror", mirror_dir]) == outcome.EXIT_NOT_FOUND
+    assert main(["search", "nosuchwordanywhere", "--mirror", mirror_dir]) == 1
+    assert capsys.readouterr().err.endswith("no matches for nosuchwordanywhere\n")
+    assert main(["search", "zebras", "--namespaces", "0,1", "--mirror", mirror_dir]) == 0
+    assert main(["pages", "--namespace", "1", "--mirror", mirror_dir]) == 0
     assert main(["show", "Main Page", "--at", "soon", "--mirror", mirror_dir]) == 2
     assert main(["pages", "--mirror", mirror_dir + "-absent"]) == outcome.EXIT_MIRROR
     assert "no mirror at" in capsys.readouterr().err
