@@ -152,6 +152,22 @@ def build_parser() -> argparse.ArgumentParser:
     add_read_commands(commands)
     add_import_dump(commands)
     add_bootstrap(commands)
+    add_verify(commands)
+    with_exit_codes(parser, commands)
+    return parser
+
+
+def with_exit_codes(parser: argparse.ArgumentParser,
+                    commands: argparse._SubParsersAction) -> None:
+    """Every command's --help ends with what its exit code means."""
+    from jobs.outcome import exit_codes_text
+
+    for each in [parser, *commands.choices.values()]:
+        each.epilog = exit_codes_text()
+        each.formatter_class = argparse.RawDescriptionHelpFormatter
+
+
+def add_verify(commands: argparse._SubParsersAction) -> None:
     check = commands.add_parser(
         "verify", help="check the mirror's file and every text's SHA-1; --repair fetches "
         "damaged or absent texts again from the wiki")
@@ -160,7 +176,6 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--repair", action="store_true",
                        help="fetch the texts found damaged or absent again, by revision id")
     check.add_argument("--json", action="store_true", help="the summary as one JSON object")
-    return parser
 
 
 def add_bootstrap(commands: argparse._SubParsersAction) -> None:
@@ -203,17 +218,20 @@ def add_read_commands(commands: argparse._SubParsersAction) -> None:
                        help="only redirects (--no-redirects: none); default both")
     pages.add_argument("--limit", type=positive_int, metavar="N", help="at most N pages")
     history = reader("history", "list the revisions of a page, newest first")
-    history.add_argument("title", metavar="TITLE")
+    history.add_argument("title", metavar="TITLE", help="the page's title")
     history.add_argument("--limit", type=positive_int, metavar="N",
                          help="the newest N revisions")
     show = reader("show", "print the text of a page's latest (or a given) revision")
-    show.add_argument("title", nargs="?", metavar="TITLE")
+    show.add_argument("title", nargs="?", metavar="TITLE",
+                      help="the page's title (not needed with --rev)")
     when = show.add_mutually_exclusive_group()
     when.add_argument("--rev", type=int, metavar="ID", help="this revision")
     when.add_argument("--at", metavar="TIMESTAMP", help="the revision current at this time (UTC)")
     show.add_argument("--slot", default="main", metavar="ROLE", help="content slot (default main)")
     search = reader("search", "full-text search of titles and latest texts (SQLite FTS5)")
-    search.add_argument("query", metavar="QUERY")
+    search.add_argument("query", metavar="QUERY",
+                        help="SQLite FTS5 syntax: words, \"a phrase\", prefix*, AND/OR/NOT, "
+                        "NEAR(a b)")
     add_namespaces(search, "only pages of these namespaces")
     search.add_argument("--limit", type=positive_int, default=20, metavar="N",
                         help="at most N pages, best first (default 20)")
@@ -221,9 +239,10 @@ def add_read_commands(commands: argparse._SubParsersAction) -> None:
     credit = commands.add_parser(
         "attribution", help="who wrote a page, where it is, and its licence, for republishing")
     add_common(credit)
-    credit.add_argument("titles", nargs="*", metavar="TITLE")
+    credit.add_argument("titles", nargs="*", metavar="TITLE", help="the pages' titles")
     credit.add_argument("--all", action="store_true", help="every page of the mirror")
-    credit.add_argument("--format", choices=["text", "json", "html"], default="text")
+    credit.add_argument("--format", choices=["text", "json", "html"], default="text",
+                        help="text (default), json, or html to paste into a page")
     credit.add_argument("--no-bots", action="store_true",
                         help="leave out accounts named like bots (name ending in 'bot')")
 

@@ -38,6 +38,29 @@ EXIT_INTERNAL = 70  # a bug (sysexits.h's EX_SOFTWARE)
 EXIT_INTERRUPTED = 130  # Ctrl-C (SIGINT), as shells report it: 128 + 2
 EXIT_TERMINATED = 143  # SIGTERM: 128 + 15
 
+# What each code means, in a line: every command's --help ends with them (the README
+# has the long form).
+EXIT_MEANINGS: list[tuple[int, str]] = [
+    (EXIT_OK, "done"),
+    (EXIT_NO_MATCH, "search found nothing"),
+    (EXIT_USAGE, "bad command line, config file, title, time or query"),
+    (EXIT_REMOTE, "the wiki (or dumps site) could not be reached or answered wrongly"),
+    (EXIT_API, "the API refused the request"),
+    (EXIT_THROTTLED, "still failing or throttled after every retry: try again later"),
+    (EXIT_MIRROR, "mirror problem (another wiki's, not a mirror, disk, damage found)"),
+    (EXIT_LOCKED, "the mirror is in use by another harvester"),
+    (EXIT_REFUSED, "refused by the site's robots.txt or robot policy"),
+    (EXIT_NOT_FOUND, "page or revision not in the mirror, or its text hidden"),
+    (EXIT_INTERNAL, "internal error (a bug)"),
+    (EXIT_INTERRUPTED, "interrupted (Ctrl-C); run again to resume"),
+    (EXIT_TERMINATED, "terminated (SIGTERM); run again to resume"),
+]
+
+
+def exit_codes_text() -> str:
+    return "exit codes:\n" + "\n".join(f"  {code:>3}  {text}" for code, text in EXIT_MEANINGS)
+
+
 _CODES: list[tuple[type[BaseException], int]] = [
     (ConfigError, EXIT_USAGE),
     (PolicyRefusal, EXIT_REFUSED),

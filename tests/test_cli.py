@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import http.server
 import subprocess
 import sys
@@ -138,3 +139,19 @@ def test_exit_codes_of_storage_errors() -> None:
     assert isinstance(first_cause(nested), MirrorLockedError)
     mixed = BaseExceptionGroup("nursery", [RuntimeError("a"), ApiError("x", "y")])
     assert isinstance(first_cause(mixed), ApiError)
+
+
+def test_every_option_has_help_and_every_command_lists_the_exit_codes() -> None:
+    from harvester.cli import build_parser
+
+    parser = build_parser()
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    for name, sub in commands.choices.items():
+        for action in sub._actions:
+            assert action.help, f"harvester {name} {action.option_strings or action.dest}"
+        text = sub.format_help()
+        for code, _ in outcome.EXIT_MEANINGS:
+            assert f"  {code:>3}  " in text, (name, code)
+    assert {code for code, _ in outcome.EXIT_MEANINGS} == {
+        value for key, value in vars(outcome).items() if key.startswith("EXIT_")
+        and isinstance(value, int)}
