@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import email.utils
 import itertools
 import random
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
@@ -103,6 +105,9 @@ async def test_retry_after_seconds_is_honoured(clock: trio.testing.MockClock) ->
 
 async def test_retry_after_http_date() -> None:
     assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT") == 0.0  # in the past
+    later = email.utils.format_datetime(datetime.now(UTC) + timedelta(seconds=90), usegmt=True)
+    wait = parse_retry_after(later)
+    assert wait is not None and 85 <= wait <= 90  # whole seconds, and a moment has passed
     assert parse_retry_after("120") == 120.0
     assert parse_retry_after("soon") is None
 

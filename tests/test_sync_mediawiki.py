@@ -206,35 +206,6 @@ def test_changes_during_a_long_crawl_are_caught_by_the_next_sync(
     trio.run(assert_sync_equals_fresh_crawl, wiki_server.api_url, mirror, tmp_path / "fresh")
 
 
-def test_sigkill_during_sync_then_sync_again(
-    wiki_server: Any, changer: Any, tmp_path: Path
-) -> None:
-    import os
-    import signal
-
-    mirror = tmp_path / "mirror"
-    trio.run(run_crawl, crawl_settings(wiki_server.api_url, mirror))
-    for i in range(40):
-        changer.edit(f"Sync kill {i % 8}", f"Version {i} of page {i % 8}.", f"edit {i}")
-    changer.move("Sync kill 1", "Sync kill 1 moved", leave_redirect=True)
-    changer.delete("Sync kill 2")
-    kills = 0
-    for delay in (0.4, 0.8, 1.2):
-        process = subprocess.Popen(
-            [sys.executable, "-m", "harvester", "sync", "--mirror", str(mirror), "--quiet",
-             "--max-rps", "10"], cwd=ROOT)
-        time.sleep(delay)
-        if process.poll() is None:
-            os.kill(process.pid, signal.SIGKILL)
-            kills += 1
-        process.wait()
-    assert kills >= 1
-    done = subprocess.run([sys.executable, "-m", "harvester", "sync", "--mirror", str(mirror)],
-                          cwd=ROOT, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr
-    trio.run(assert_sync_equals_fresh_crawl, wiki_server.api_url, mirror, tmp_path / "fresh")
-
-
 async def test_text_shown_again_is_fetched_again(
     wiki_server: Any, changer: Any, tmp_path: Path
 ) -> None:
