@@ -15,6 +15,7 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 import pytest
+import zstandard
 
 from storage import dumpimport
 from storage.mirror import Mirror
@@ -100,9 +101,23 @@ def test_parquet_needs_a_directory(imported: Path) -> None:
 
 
 def jsonl_revids(path: Path) -> list[int]:
+    if path.suffix == ".zst":
+        with zstandard.open(path, "rt", encoding="utf-8") as lines:
+            return [json.loads(line)["revid"] for line in lines]
     opener = {".xz": lzma.open, ".gz": gzip.open, ".bz2": bz2.open}.get(path.suffix, open)
     with opener(path, "rt", encoding="utf-8") as lines:
         return [json.loads(line)["revid"] for line in lines]
+
+
+def newest_of_each_page(revisions: list[dict[str, object]]) -> list[dict[str, object]]:
+    """What --current-only keeps: each page's newest revision by (timestamp, revid)."""
+    newest: dict[object, dict[str, object]] = {}
+    for r in revisions:
+        key = (r["timestamp"], r["revid"])
+        if r["pageid"] not in newest or key > (newest[r["pageid"]]["timestamp"],
+                                               newest[r["pageid"]]["revid"]):
+            newest[r["pageid"]] = r
+    return list(newest.values())
 
 
 def test_filters_and_compressions_on_the_fixture_against_its_dump(
@@ -119,9 +134,12 @@ def test_filters_and_compressions_on_the_fixture_against_its_dump(
          [r for r in truth if r["title"] == first_title and r["timestamp"] >= middle]),
         (["--namespaces", "0", "--until", middle],
          [r for r in truth if r["ns"] == 0 and r["timestamp"] < middle]),
+        (["--current-only"], newest_of_each_page(truth)),
+        (["--current-only", "--until", middle],
+         newest_of_each_page([r for r in truth if r["timestamp"] < middle])),
     ]
     for number, (args, expected) in enumerate(cases):
-        for suffix in (".xz", ".gz", ".bz2", ""):
+        for suffix in (".xz", ".gz", ".bz2", ".zst", ""):
             out = tmp_path / f"case{number}.jsonl{suffix}"
             done = subprocess.run(
                 [sys.executable, "-m", "harvester", "export", "--mirror", str(imported),
