@@ -11,6 +11,7 @@ from __future__ import annotations
 import email.utils
 import json
 import logging
+import math
 import ssl
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
@@ -120,28 +121,15 @@ class ApiClient:
         cap: int,
     ) -> httpx.Response:
         method = "POST" if data is not None else "GET"
-        for _ in range(MAX_REDIRECTS + 1):
-            self._check_host(url)
+        async with self._following(method, url, params=params, data=data) as response:
             try:
-                request = self.http.build_request(method, url, params=params, data=data)
-                response = await self.http.send(request, stream=True)
-                try:
-                    if response.has_redirect_location:
-                        url = urljoin(str(response.url), response.headers["location"])
-                        continue
-                    body = await self._read_capped(response, cap)
-                finally:
-                    await response.aclose()
+                body = await self._read_capped(response, cap)
             except httpx.TransportError as exc:
-                failure = tls_failure(exc)
-                if failure is not None:  # a bad certificate does not get better by retrying
-                    raise RemoteError(f"TLS connection to {self.host} failed: {failure}") from exc
-                raise TransportError(f"connection to {self.host} failed: {exc}") from exc
-            return httpx.Response(
-                response.status_code, headers=response.headers, content=body,
-                request=response.request,
-            )
-        raise RemoteError(f"too many redirects from {url}")
+                raise self._transport_error(exc) from exc
+        return httpx.Response(
+            response.status_code, headers=response.headers, content=body,
+            request=response.request,
+        )
 
     @asynccontextmanager
     async def open_stream(
@@ -150,30 +138,47 @@ class ApiClient:
         """A GET whose body is read as it comes (:func:`body_chunks`), holding one of the
         budget's slots until it is closed: a download is one connection for its whole
         length. Same-host redirects only; a status other than 2xx or 416 raises."""
-        async with self.budget.slot() as started:
-            for _ in range(MAX_REDIRECTS + 1):
-                self._check_host(url)
-                try:
-                    with trio.fail_after(self.settings.request_timeout):
-                        request = self.http.build_request("GET", url, headers=headers)
-                        response = await self.http.send(request, stream=True)
-                except trio.TooSlowError as exc:
-                    raise TransportError(f"no answer from {self.host} within "
-                                         f"{self.settings.request_timeout:g} s") from exc
-                except httpx.TransportError as exc:
-                    raise TransportError(f"connection to {self.host} failed: {exc}") from exc
-                try:
-                    if response.has_redirect_location:
-                        url = urljoin(str(response.url), response.headers["location"])
-                        continue
-                    if response.status_code != 416:
-                        check_status(response, self.host)
-                    response.extensions["started"] = started
+        async with self.budget.slot() as started, self._following(
+                "GET", url, headers=headers, timeout=self.settings.request_timeout) as response:
+            if response.status_code != 416:
+                check_status(response, self.host)
+            response.extensions["started"] = started
+            yield response
+
+    @asynccontextmanager
+    async def _following(
+        self, method: str, url: str, *, params: Mapping[str, Any] | None = None,
+        data: Mapping[str, Any] | None = None, headers: Mapping[str, str] | None = None,
+        timeout: float | None = None,
+    ) -> AsyncIterator[httpx.Response]:
+        """The answer at the end of same-host redirects, its body not read yet (closed on
+        leaving). ``timeout`` bounds each request's wait for its answer's headers."""
+        for _ in range(MAX_REDIRECTS + 1):
+            self._check_host(url)
+            request = self.http.build_request(method, url, params=params, data=data,
+                                              headers=headers)
+            try:
+                with trio.fail_after(math.inf if timeout is None else timeout):
+                    response = await self.http.send(request, stream=True)
+            except trio.TooSlowError as exc:
+                raise TransportError(f"no answer from {self.host} within {timeout:g} s") from exc
+            except httpx.TransportError as exc:
+                raise self._transport_error(exc) from exc
+            try:
+                if not response.has_redirect_location:
                     yield response
                     return
-                finally:
-                    await response.aclose()
-            raise RemoteError(f"too many redirects from {url}")
+                url = urljoin(str(response.url), response.headers["location"])
+            finally:
+                await response.aclose()
+        raise RemoteError(f"too many redirects from {url}")
+
+    def _transport_error(self, exc: httpx.TransportError) -> RemoteError | TransportError:
+        """A failed connection: retryable, unless it is TLS refusing the certificate."""
+        failure = tls_failure(exc)
+        if failure is not None:  # a bad certificate does not get better by retrying
+            return RemoteError(f"TLS connection to {self.host} failed: {failure}")
+        return TransportError(f"connection to {self.host} failed: {exc}")
 
     async def body_chunks(self, response: httpx.Response) -> AsyncIterator[bytes]:
         """The body of an :meth:`open_stream` response; a pause longer than the request
@@ -189,7 +194,7 @@ class ApiClient:
                 raise TransportError(f"{self.host} stopped sending for "
                                      f"{self.settings.request_timeout:g} s") from exc
             except httpx.TransportError as exc:
-                raise TransportError(f"connection to {self.host} failed: {exc}") from exc
+                raise self._transport_error(exc) from exc
             yield chunk
 
     def _check_host(self, url: str) -> None:

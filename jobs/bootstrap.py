@@ -98,7 +98,8 @@ async def fetch_dumps(
     base = dumps_base(settings, host)
     async with open_client(settings.api, budget_for(settings, host), client_settings(settings),
                            transport) as wiki:
-        robots = await site_policy.read_robots(wiki, settings.api, None)
+        # a mirror this command made on an earlier run keeps the copy it read
+        robots = await site_policy.read_robots(wiki, settings.api, directory)
         site_policy.check_robots(robots, settings, settings.api)
         wiki.api_url = await discover_api(wiki, settings.api)
         site_policy.check_robots(robots, settings, wiki.api_url)

@@ -21,6 +21,7 @@ from storage import attribution, query, search
 from storage.errors import InvalidQueryError
 from storage.mirror import Mirror
 from storage.query import PageRow
+from storage.selection import parse_timestamp
 from storage.stored import StoredRevision
 
 HIDDEN = "(hidden)"
@@ -182,7 +183,7 @@ def _pick_revision(
     assert title is not None
     page = query.find_page(mirror, title)
     if at is not None:
-        return query.revision_at(mirror, page, query.parse_timestamp(at))
+        return query.revision_at(mirror, page, parse_timestamp(at))
     return query.latest_revision(mirror, page)
 
 

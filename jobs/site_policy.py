@@ -74,12 +74,12 @@ def robots_url(url: str) -> str:
 
 
 async def read_robots(
-    client: ApiClient, url: str, directory: Path | None, *, now: Callable[[], float] = time.time
+    client: ApiClient, url: str, directory: Path, *, now: Callable[[], float] = time.time
 ) -> RobotsCopy:
     """The robots.txt of the wiki at ``url``: the mirror's copy if under a day old, else
     one request (one attempt: a robots.txt that cannot be read allows)."""
     where = robots_url(url)
-    kept = recorded_meta(directory, ROBOTS_KEY) if directory is not None else None
+    kept = recorded_meta(directory, ROBOTS_KEY)
     copy = RobotsCopy.from_json(kept) if kept is not None else None
     if copy is not None and copy.url == where and 0 <= now() - copy.fetched < ROBOTS_MAX_AGE:
         return copy

@@ -16,7 +16,7 @@ from typing import Any
 
 import httpx
 
-from harvester.client import open_client
+from harvester.client import ApiClient, open_client
 from harvester.config import Settings
 from harvester.errors import ConfigError
 from harvester.walkers import fetch_revisions
@@ -148,7 +148,7 @@ async def repair_mirror(
     return summary
 
 
-async def _fetch(client: Any, report: checks.VerifyReport) -> dict[tuple[int, str], bytes]:
+async def _fetch(client: ApiClient, report: checks.VerifyReport) -> dict[tuple[int, str], bytes]:
     revids = sorted({a.revid for a in report.damaged + report.unstored})
     fetched: dict[tuple[int, str], bytes] = {}
     for start in range(0, len(revids), REVIDS_PER_REQUEST):

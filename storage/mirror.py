@@ -533,16 +533,17 @@ class Mirror:
                                     f" {sql.where} ORDER BY history.pageid", sql.params)
         return (int(pageid) for (pageid,) in rows.fetchall())
 
-    def _selection_sql(self, selection: Selection) -> SelectionSql:
-        def find(ns: int, title: str) -> int | None:
-            # two pageids can share a title for a while: the one edited last holds it now
-            row = self.db.execute(
-                "SELECT p.pageid FROM pages p WHERE p.ns = ? AND p.title = ? ORDER BY"
-                " (SELECT max(timestamp) FROM revision_data r WHERE r.pageid = p.pageid) DESC"
-                " LIMIT 1", [ns, title]).fetchone()
-            return None if row is None else int(row[0])
+    def page_under_title(self, ns: int, title: str) -> int | None:
+        """The page stored under this exact title now. Two pageids can share a title for
+        a while (a page moved between two crawls): the one edited last holds it."""
+        row = self.db.execute(
+            "SELECT p.pageid FROM pages p WHERE p.ns = ? AND p.title = ? ORDER BY"
+            " (SELECT max(timestamp) FROM revision_data r WHERE r.pageid = p.pageid) DESC"
+            " LIMIT 1", [ns, title]).fetchone()
+        return None if row is None else int(row[0])
 
-        return resolve(selection, TitleParser.from_db(self.db.conn), find)
+    def _selection_sql(self, selection: Selection) -> SelectionSql:
+        return resolve(selection, TitleParser.from_db(self.db.conn), self.page_under_title)
 
     def iter_text_sha1s(self) -> Iterator[str]:
         """Every stored text's sha1 (for checks: each must read back)."""

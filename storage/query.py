@@ -12,10 +12,9 @@ import itertools
 import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
-from .errors import InvalidQueryError, NotInMirrorError, TextHiddenError
+from .errors import NotInMirrorError, TextHiddenError
 from .mirror import DB_NAME, Mirror
 from .selection import namespace_list
 from .stored import REVISION_COLUMNS, SLOT_COLUMNS, StoredRevision, stored_revision
@@ -52,14 +51,8 @@ def title_parser(mirror: Mirror) -> TitleParser:
 def find_page(mirror: Mirror, title: str) -> PageRow:
     """The page with this title (normalised as MediaWiki does), or NotInMirrorError."""
     ns, full = title_parser(mirror).parse(title)
-    # Two pageids can share a title for a while (a page moved between two
-    # crawls): the one edited last is the page under that title now.
-    row = mirror.db.conn.execute(
-        f"SELECT {_PAGE_COLUMNS} FROM pages p WHERE p.ns = ? AND p.title = ?"
-        " ORDER BY 7 DESC LIMIT 1",
-        (ns, full),
-    ).fetchone()
-    if row is None:
+    pageid = mirror.page_under_title(ns, full)
+    if pageid is None:
         # Only the first letter is case-insensitive on most wikis; a near miss
         # is worth naming (this scans the namespace, but only on failure).
         near = mirror.db.conn.execute(
@@ -67,6 +60,8 @@ def find_page(mirror: Mirror, title: str) -> PageRow:
         ).fetchone()
         hint = f" (did you mean {near[0]!r}?)" if near else ""
         raise NotInMirrorError(f"no page {full!r} in the mirror{hint}")
+    row = mirror.db.conn.execute(f"SELECT {_PAGE_COLUMNS} FROM pages p WHERE p.pageid = ?",
+                                 (pageid,)).fetchone()
     return _page_row(row)
 
 
@@ -158,23 +153,6 @@ def revision_at(mirror: Mirror, page: PageRow, timestamp: str) -> StoredRevision
     if found is None:
         raise NotInMirrorError(f"{page.title!r} did not exist yet at {timestamp} in the mirror")
     return found
-
-
-def parse_timestamp(text: str) -> str:
-    """A timestamp in the mirror's format (``2024-01-31T12:00:00Z``) from ISO 8601 input.
-
-    A date alone means its midnight; a time without a zone means UTC, the
-    wiki's timestamps being UTC.
-    """
-    try:
-        moment = datetime.fromisoformat(text.strip())
-    except ValueError:
-        raise InvalidQueryError(
-            f"{text!r} is not a timestamp (expected e.g. 2024-01-31 or 2024-01-31T12:00:00Z)"
-        ) from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def slot_text(mirror: Mirror, rev: StoredRevision, role: str = "main") -> str:

@@ -29,7 +29,7 @@ from .errors import NotInMirrorError, StorageError, TextHiddenError
 from .mirror import Mirror
 from .query import PageRow
 from .search import SearchHit
-from .selection import Selection
+from .selection import Selection, parse_timestamp
 from .stored import StoredRevision
 
 
@@ -138,7 +138,7 @@ class MirrorReader:
         if at is None:
             stored = query.latest_revision(self._mirror, page)
         else:
-            stored = query.revision_at(self._mirror, page, query.parse_timestamp(at))
+            stored = query.revision_at(self._mirror, page, parse_timestamp(at))
         return query.slot_text(self._mirror, stored, slot)
 
     def search(self, text: str, ns: int | Iterable[int] | None = None,

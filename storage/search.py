@@ -51,13 +51,14 @@ class SearchHit:
     score: float  # bm25: lower is better
 
 
+# Pages indexed that the mirror no longer has.
+_GONE = "SELECT pageid FROM search_indexed WHERE pageid NOT IN (SELECT pageid FROM pages)"
+
+
 def stale_pages(mirror: Mirror) -> int:
     """How many pages the index is behind on (new, changed or deleted since)."""
     conn = mirror.db.conn
-    stale = len(conn.execute(_STALE).fetchall())
-    gone = conn.execute("SELECT count(*) FROM search_indexed"
-                        " WHERE pageid NOT IN (SELECT pageid FROM pages)").fetchone()[0]
-    return stale + int(gone)
+    return len(conn.execute(_STALE).fetchall()) + len(conn.execute(_GONE).fetchall())
 
 
 def refresh(mirror: Mirror) -> int:
@@ -65,9 +66,7 @@ def refresh(mirror: Mirror) -> int:
     conn = mirror.db.conn
     try:
         stale = conn.execute(_STALE).fetchall()
-        gone = [row[0] for row in conn.execute(
-            "SELECT pageid FROM search_indexed WHERE pageid NOT IN (SELECT pageid FROM pages)"
-        )]  # fmt: skip
+        gone = [row[0] for row in conn.execute(_GONE)]
         for start in range(0, len(gone), CHUNK):
             with _immediate(conn):
                 for pageid in gone[start : start + CHUNK]:

@@ -10,9 +10,9 @@ rows written always agree.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from .errors import InvalidQueryError, NotInMirrorError
@@ -51,19 +51,36 @@ class SelectionSql:
     params: list[Any]
 
 
-def epoch(timestamp: str, what: str) -> int:
+def parse_timestamp(text: str) -> str:
+    """A timestamp in the mirror's format (``2024-01-31T12:00:00Z``) from ISO 8601 input.
+
+    A date alone means its midnight; a time without a zone means UTC, the
+    wiki's timestamps being UTC.
+    """
     try:
-        when = datetime.fromisoformat(timestamp.replace("Z", "+00:00"))
-    except ValueError as exc:
+        moment = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise InvalidQueryError(
+            f"{text!r} is not a timestamp (expected e.g. 2024-01-31 or 2024-01-31T12:00:00Z)"
+        ) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def epoch(timestamp: str, what: str) -> int:
+    """Seconds since 1970 of a time given on the command line (as parse_timestamp reads it)."""
+    try:
+        normal = parse_timestamp(timestamp)
+    except InvalidQueryError:
         raise InvalidQueryError(f"{what} takes a time like 2024-01-31 or "
-                                f"2024-01-31T12:00:00Z, not {timestamp!r}") from exc
-    if when.tzinfo is None:  # a date or a time without zone: UTC, as the wiki's
-        return int((when - datetime(1970, 1, 1)).total_seconds())
-    return int(when.timestamp())
+                                f"2024-01-31T12:00:00Z, not {timestamp!r}") from None
+    return int(datetime.strptime(normal, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC).timestamp())
 
 
-def resolve(selection: Selection, titles: TitleParser, find: Any) -> SelectionSql:
-    """The SQL for ``selection``; ``find(ns, title)`` gives a page's id, or None."""
+def resolve(selection: Selection, titles: TitleParser,
+            find: Callable[[int, str], int | None]) -> SelectionSql:
+    """The SQL for ``selection``; ``find(ns, title)``: the page under a title, or None."""
     params: list[Any] = []
     conditions: list[str] = []
     if selection.namespaces is not None:
@@ -98,8 +115,8 @@ def resolve(selection: Selection, titles: TitleParser, find: Any) -> SelectionSq
     return SelectionSql(source, f"WHERE {where}" if where else "", order, params)
 
 
-def _page_condition(selection: Selection, titles: TitleParser, find: Any,
-                    params: list[Any]) -> str:
+def _page_condition(selection: Selection, titles: TitleParser,
+                    find: Callable[[int, str], int | None], params: list[Any]) -> str:
     pageids = []
     for title in selection.titles:
         ns, full = titles.parse(title)

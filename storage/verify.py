@@ -127,10 +127,11 @@ def _recovered(mirror: Mirror, pack: int, by_sha1: dict[str, bytes]) -> dict[int
     found: dict[int, bytes] = {}
     for text_id, digest in mirror.db.conn.execute(
             "SELECT id, sha1 FROM text_data WHERE pack = ?", (pack,)).fetchall():
+        sha1 = bytes(digest).hex()
         try:
-            found[int(text_id)] = mirror.texts.get_by_id(int(text_id)).encode("utf-8")
+            found[int(text_id)] = mirror.texts.get_bytes(sha1)
         except StorageError:
-            data = by_sha1.get(bytes(digest).hex())
+            data = by_sha1.get(sha1)
             if data is not None:
                 found[int(text_id)] = data
     return found

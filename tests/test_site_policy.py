@@ -3,6 +3,7 @@ sent when the answer is no."""
 
 from __future__ import annotations
 
+import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -11,11 +12,13 @@ import httpx
 import pytest
 
 from harvester import robots
+from harvester.budget import BudgetPolicy, PoliteBudget
+from harvester.client import ClientSettings, open_client
 from harvester.errors import PolicyRefusal
 from jobs import site_policy
 from jobs.crawl import run_crawl
 from jobs.outcome import EXIT_REFUSED, exit_code_for
-from jobs.site_policy import DUMPS_FIRST_EDITS, ROBOTS_KEY
+from jobs.site_policy import DUMPS_FIRST_EDITS, ROBOTS_KEY, ROBOTS_MAX_AGE, read_robots
 from storage.mirror import recorded_meta
 from tests.fakewiki import FakeWiki, make_pages
 from tests.test_crawl_fake import settings_for
@@ -122,6 +125,12 @@ async def test_robots_txt_is_kept_in_the_mirror_for_a_day(tmp_path: Path) -> Non
     wiki.robots = "User-agent: *\nDisallow: /\n"  # changed: not read again today
     await crawl(wiki, tmp_path / "m")
     assert len(robots_requests(wiki)) == 1
+    # a day later it is read again, and now it says no
+    budget = PoliteBudget(BudgetPolicy(per_second=None, per_minute=None))
+    async with open_client(wiki.api_url, budget, ClientSettings(), wiki.transport()) as client:
+        copy = await read_robots(client, wiki.api_url, tmp_path / "m",
+                                 now=lambda: time.time() + ROBOTS_MAX_AGE + 60)
+    assert copy.fresh and len(robots_requests(wiki)) == 2 and "Disallow: /\n" in copy.text
 
 
 # -- dumps first on Wikimedia's big wikis ---------------------------------------------
