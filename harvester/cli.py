@@ -123,6 +123,10 @@ def build_parser() -> argparse.ArgumentParser:
     crawl.add_argument("--live-history", action="store_true", default=None,
                        help="crawl a big Wikimedia wiki's whole history through the API, not "
                        "its dumps: only with the site's agreement (see bootstrap)")
+    crawl.add_argument("--files", action="store_true", default=None,
+                       help="also every version of every file (uploads), into DIR/files")
+    crawl.add_argument("--files-max-size", metavar="SIZE",
+                       help="skip (and record) file versions larger than SIZE, e.g. 500M")
 
     sync = commands.add_parser("sync", help="bring a mirror up to date from recentchanges")
     add_common(sync)
@@ -236,6 +240,13 @@ def add_read_commands(commands: argparse._SubParsersAction) -> None:
     search.add_argument("--limit", type=positive_int, default=20, metavar="N",
                         help="at most N pages, best first (default 20)")
     reader("stats", "counts, sizes and the last crawl of the mirror")
+    reader("files", "list the mirror's files with their versions, sizes and types")
+    one_file = reader("file", "write the bytes of a file's current (or a given) version")
+    one_file.add_argument("title", metavar="TITLE", help="the file's name (File: may be left out)")
+    one_file.add_argument("--at", metavar="TIMESTAMP",
+                          help="the version current at this time (UTC)")
+    one_file.add_argument("--output", "-o", metavar="PATH",
+                          help="where to write it (default: standard output)")
     credit = commands.add_parser(
         "attribution", help="who wrote a page, where it is, and its licence, for republishing")
     add_common(credit)
@@ -275,7 +286,7 @@ SETTING_KEYS = {
     "api", "mirror", "contact", "user", "namespaces", "current_only", "concurrency",
     "max_requests_per_second", "max_requests_per_minute", "maxlag", "max_retries",
     "request_timeout", "history_mode", "quiet", "ignore_robots_txt", "live_history",
-    "dumps_url",
+    "dumps_url", "files", "files_max_size",
 }
 
 
@@ -289,7 +300,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
 
 def command_crawl(args: argparse.Namespace) -> int:
     from jobs.crawl import run_crawl
-    from jobs.outcome import EXIT_OK
+    from jobs.outcome import EXIT_OK, EXIT_REMOTE
 
     settings = settings_from(args)
     summary = run_async(run_crawl, settings)
@@ -303,6 +314,12 @@ def command_crawl(args: argparse.Namespace) -> int:
             f"({summary.new_revisions:,} new) from {summary.api_url} as {summary.identity}, "
             f"{summary.requests:,} requests{ratio}, {summary.seconds:.1f} s"
         )
+    if summary.files is not None:
+        if not settings.quiet or summary.files.mismatched:
+            print(summary.files.describe(), file=sys.stderr if summary.files.mismatched
+                  else sys.stdout)
+        if summary.files.mismatched:  # the rest is stored; these are tried again next run
+            return EXIT_REMOTE
     return EXIT_OK
 
 
@@ -419,6 +436,10 @@ def command_read(args: argparse.Namespace) -> int:
     elif args.command == "attribution":
         read.run_attribution(directory, out, args.titles, every_page=args.all, fmt=args.format,
                              exclude_bots=args.no_bots)
+    elif args.command == "files":
+        read.run_files(directory, out, as_json=args.json)
+    elif args.command == "file":
+        read.run_file(directory, args.title, at=args.at, output=args.output, as_json=args.json)
     else:
         read.run_stats(directory, out, as_json=args.json)
     return EXIT_OK
@@ -431,7 +452,8 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "import-dump": command_import_dump,
     "bootstrap": command_bootstrap,
     "verify": command_verify,
-    **dict.fromkeys(["pages", "history", "show", "search", "stats", "attribution"],
+    **dict.fromkeys(["pages", "history", "show", "search", "stats", "attribution", "files",
+                     "file"],
                      command_read),
 }
 

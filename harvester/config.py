@@ -39,6 +39,8 @@ class Settings:
     ignore_robots_txt: bool = False  # with the site's permission only
     live_history: bool = False  # a big Wikimedia wiki's history through the API anyway
     dumps_url: str | None = None  # where bootstrap finds the dumps
+    files: bool = False  # every version of every file too
+    files_max_size: int | None = None  # bytes: bigger files are skipped (and recorded)
 
 
 # key -> (accepted python types, description for error messages)
@@ -62,6 +64,8 @@ _TYPES: dict[str, tuple[tuple[type[Any], ...], str]] = {
     "ignore_robots_txt": ((bool,), "true or false"),
     "live_history": ((bool,), "true or false"),
     "dumps_url": ((str,), "a URL string"),
+    "files": ((bool,), "true or false"),
+    "files_max_size": ((int, str), "a size in bytes, or with K, M or G (like \"500M\")"),
 }
 assert set(_TYPES) == {f.name for f in fields(Settings)}
 
@@ -104,6 +108,8 @@ def check_value(key: str, value: Any, origin: str) -> Any:
         isinstance(n, int) and not isinstance(n, bool) for n in value
     ):
         raise ConfigError(f"{origin}: 'namespaces' must be a list of integers")
+    if key == "files_max_size":
+        return parse_size(value, f"{origin}: 'files_max_size'")
     return value
 
 
@@ -114,6 +120,7 @@ WIKI_KEYS = {
     "name", "api", "mirror", "namespaces", "contact", "user", "password_env", "oauth_token_env",
     "concurrency", "max_requests_per_second", "max_requests_per_minute", "maxlag",
     "max_retries", "request_timeout", "quiet", "ignore_robots_txt", "live_history", "dumps_url",
+    "files", "files_max_size",
 }
 
 
@@ -212,3 +219,21 @@ def parse_namespaces(text: str) -> list[int]:
         return sorted({int(part) for part in text.split(",") if part.strip()})
     except ValueError as exc:
         raise ConfigError(f"--namespaces takes numbers separated by commas, not {text!r}") from exc
+
+
+SIZE_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+
+
+def parse_size(value: int | str, what: str) -> int:
+    """Bytes, from a number or a size like ``500M`` (K, M, G, T: powers of 1024)."""
+    if isinstance(value, int) and value >= 0:
+        return value
+    text = str(value).strip().upper().removesuffix("B")
+    number, unit = (text[:-1], text[-1]) if text[-1:] in ("K", "M", "G", "T") else (text, "")
+    try:
+        amount = float(number)
+    except ValueError:
+        amount = -1.0
+    if amount < 0:
+        raise ConfigError(f"{what} must be a size like 500M or 2G, not {value!r}")
+    return int(amount * SIZE_UNITS[unit])

@@ -33,7 +33,8 @@ from harvester.discovery import discover_api
 from harvester.dumps import DumpFile, DumpRun, latest_full_history
 from harvester.errors import ConfigError, RemoteError
 from jobs import site_policy
-from jobs.crawl import budget_for, check_etiquette, client_settings
+from jobs.connection import budget_for, check_etiquette, client_settings
+from jobs.transfers import Tally, Transfer, fetch_verified
 from storage.downloads import PartialDownload
 from storage.dumpimport import CHECKPOINT_PREFIX
 from storage.mirror import recorded_done_checkpoints
@@ -44,7 +45,6 @@ DUMPS_DIR = "dumps"
 PLAN_FILE = "dump.json"
 WIKIMEDIA_DUMPS = "https://dumps.wikimedia.org"
 DUMP_CONNECTIONS = 2  # what Wikimedia's dumps site allows one client
-FLUSH_EVERY = 8 << 20  # bytes between flushes of a download to the file
 
 
 @dataclass
@@ -53,12 +53,11 @@ class DumpsFetched:
     run: DumpRun
     to_import: list[Path]  # downloaded, not yet (completely) imported
     requests: int = 0  # to the dumps host
-    received: int = 0  # bytes, this run
-    refetched: list[str] = field(default_factory=list)  # files whose SHA-1 was wrong
+    tally: Tally = field(default_factory=Tally)  # bytes received, files fetched again
 
     def describe(self) -> str:
         return (f"dump {self.run.dbname} {self.run.date} ({self.run.job}): "
-                f"{len(self.run.files)} files, {self.received / 1e6:,.1f} MB received in "
+                f"{len(self.run.files)} files, {self.tally.received / 1e6:,.1f} MB received in "
                 f"{self.requests:,} requests to the dumps host")
 
 
@@ -165,58 +164,5 @@ def remove_imported(settings: Settings) -> None:
 
 async def download(client: ApiClient, dump: DumpFile, into: Path, fetched: DumpsFetched) -> None:
     """One file, resumed from what is on disk, until its SHA-1 is the published one."""
-    target = PartialDownload(into / dump.name)
-    if target.complete:  # its SHA-1 was checked before it got its name
-        return
-    for _ in range(2):
-        if target.received != dump.size:
-            await client.retrying(lambda: receive(client, dump, target, fetched))
-        if await trio.to_thread.run_sync(target.sha1) == dump.sha1:
-            target.finish()
-            log.info("%s: complete", dump.name)
-            return
-        log.warning("%s: its SHA-1 is not the published one; fetching it again", dump.name)
-        fetched.refetched.append(dump.name)
-        target.restart()
-    raise RemoteError(f"{dump.url} came twice with another SHA-1 than the published {dump.sha1}")
-
-
-async def receive(
-    client: ApiClient, dump: DumpFile, target: PartialDownload, fetched: DumpsFetched
-) -> tuple[None, float]:
-    """One attempt: the bytes from what is on disk to the end (or what the server sends)."""
-    offset = target.received
-    if offset > dump.size:  # more than the file: not the file
-        target.restart()
-        offset = 0
-    headers = {"Accept-Encoding": "identity"}  # the bytes the SHA-1 is of
-    if offset:
-        headers["Range"] = f"bytes={offset}-"
-    async with client.open_stream(dump.url, headers=headers) as response:
-        started = float(response.extensions["started"])
-        if response.status_code == 416:  # nothing after offset: the SHA-1 says the rest
-            return None, started
-        if offset and range_start(response) != offset:  # the whole file, not the rest
-            target.restart()
-        unflushed = 0
-        try:
-            async for chunk in client.body_chunks(response):
-                target.append(chunk)
-                fetched.received += len(chunk)
-                unflushed += len(chunk)
-                if unflushed >= FLUSH_EVERY:
-                    target.flush()
-                    unflushed = 0
-        finally:
-            target.close()
-    return None, started
-
-
-def range_start(response: httpx.Response) -> int | None:
-    """Where a 206 answer's bytes start (``Content-Range: bytes START-END/SIZE``)."""
-    if response.status_code != 206:
-        return None
-    value = response.headers.get("content-range", "")
-    unit, _, spec = value.partition(" ")
-    start = spec.split("-", 1)[0]
-    return int(start) if unit == "bytes" and start.isdigit() else None
+    transfer = Transfer(dump.name, dump.url, dump.size, dump.sha1)
+    await fetch_verified(client, transfer, PartialDownload(into / dump.name), fetched.tally)

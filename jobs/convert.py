@@ -18,7 +18,13 @@ from datetime import datetime
 from typing import Any
 
 from harvester.errors import RemoteError
-from storage.records import PageRecord, RevisionBatch, RevisionRecord, SlotRecord
+from storage.records import (
+    FileVersionRecord,
+    PageRecord,
+    RevisionBatch,
+    RevisionRecord,
+    SlotRecord,
+)
 
 ISO_TIMESTAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ")
 INTEGER = re.compile(r"-?[0-9]{1,19}")
@@ -168,3 +174,50 @@ def pages_to_batch(pages: list[dict[str, Any]]) -> RevisionBatch:
 
 def catalogue_pages(pages: list[dict[str, Any]]) -> list[PageRecord]:
     return [page_record(p) for p in pages if "pageid" in p and not p.get("missing")]
+
+
+SHA1_HEX = re.compile(r"[0-9a-f]{40}")
+
+
+def file_versions(pages: list[dict[str, Any]]) -> list[FileVersionRecord]:
+    """The versions in one answer of the file catalogue walk (harvester/files.py). A
+    file's name and each version's timestamp identify it: without them the answer is
+    refused; any other field that is wrong is stored as unknown."""
+    versions = []
+    for page in pages:
+        title = page.get("title") if isinstance(page, dict) else None
+        if not isinstance(title, str) or ":" not in title:
+            raise RemoteError(f"the wiki sent a file without a valid title ({title!r})")
+        name = title.split(":", 1)[1].replace(" ", "_")
+        infos = page.get("imageinfo", [])  # none: its versions came in an earlier answer
+        if not isinstance(infos, list):
+            raise RemoteError(f"the wiki sent a malformed imageinfo for {title}")
+        versions += [file_version(name, info) for info in infos]
+    return versions
+
+
+def file_version(name: str, info: Any) -> FileVersionRecord:
+    if not isinstance(info, dict):
+        raise RemoteError(f"the wiki sent a version of {name} that is not an object")
+    stamp = info.get("timestamp")
+    if not (isinstance(stamp, str) and ISO_TIMESTAMP.fullmatch(stamp)):
+        raise RemoteError(f"the wiki sent a version of {name} with a malformed timestamp "
+                          f"({stamp!r})")
+    filehidden, userhidden = _flag(info, "filehidden"), _flag(info, "userhidden")
+    commenthidden = _flag(info, "commenthidden")
+    sha1 = _str(info.get("sha1"))
+    return FileVersionRecord(
+        name=name, timestamp=stamp, archivename=_str(info.get("archivename")),
+        user=None if userhidden else _str(info.get("user")),
+        userid=None if userhidden else _int(info.get("userid")),
+        comment=None if commenthidden else _str(info.get("comment")),
+        size=_int(info.get("size")), width=_int(info.get("width")),
+        height=_int(info.get("height")), mime=_str(info.get("mime")),
+        mediatype=_str(info.get("mediatype")),
+        # a login that may see a hidden file still gets it flagged: the mirror keeps
+        # neither its bytes nor where they are
+        sha1=None if filehidden or sha1 is None or not SHA1_HEX.fullmatch(sha1) else sha1,
+        url=None if filehidden else _str(info.get("url")),
+        filehidden=filehidden, userhidden=userhidden, commenthidden=commenthidden,
+        suppressed=_flag(info, "suppressed"),
+    )

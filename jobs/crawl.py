@@ -20,9 +20,9 @@ from urllib.parse import urlsplit
 import httpx
 import trio
 
-from harvester.auth import Identity, check_bearer_token, login_bot_password, whoami
-from harvester.budget import BudgetPolicy, PoliteBudget, is_wikimedia_host
-from harvester.client import ApiClient, ClientSettings, open_client
+from harvester.auth import Identity
+from harvester.budget import is_wikimedia_host
+from harvester.client import ApiClient, open_client
 from harvester.config import Settings
 from harvester.discovery import discover_api
 from harvester.errors import ConfigError
@@ -34,6 +34,8 @@ from harvester.walkers import (
 )
 from jobs import site_policy, streams
 from jobs.balance import Slice, SliceBoard, run_workers
+from jobs.connection import authenticate, budget_for, check_etiquette, client_settings
+from jobs.files import FilesSummary, crawl_files
 from jobs.histories import PageRange, PageRangeBoard
 from jobs.outcome import run_status
 from jobs.progress import Progress
@@ -56,6 +58,7 @@ class CrawlSummary:
     seconds: float
     identity: str
     mode: str
+    files: FilesSummary | None = None  # with --files
 
 
 @dataclass
@@ -68,43 +71,11 @@ class CrawlContext:
     server_now: str
     siteinfo: dict[str, Any]
     new_revisions: int = 0
+    transport: httpx.AsyncBaseTransport | None = None  # the tests' stand-in for the network
 
     def count(self, new: int) -> None:
         self.new_revisions += new
         self.progress.advance(new, self.client.budget.stats.requests)
-
-
-def budget_for(settings: Settings, host: str) -> PoliteBudget:
-    """The host's polite defaults, with the run's settings on top (0 means no ceiling)."""
-    policy = BudgetPolicy.for_host(
-        host, concurrency=settings.concurrency, max_retries=settings.max_retries,
-        per_second=settings.max_requests_per_second,
-        per_minute=settings.max_requests_per_minute,
-    )
-    return PoliteBudget(policy)
-
-
-def client_settings(settings: Settings) -> ClientSettings:
-    return ClientSettings(
-        contact=settings.contact, maxlag=settings.maxlag or None,
-        request_timeout=settings.request_timeout, bearer_token=settings.oauth_token,
-    )
-
-
-def check_etiquette(settings: Settings, host: str) -> None:
-    if is_wikimedia_host(host) and not settings.contact:
-        raise ConfigError(
-            f"{host} is a Wikimedia wiki: give a contact (--contact URL-or-email, or 'contact' "
-            "in the config) so its operators can reach you, as their API etiquette requires"
-        )
-
-
-async def authenticate(client: ApiClient, settings: Settings) -> Identity:
-    if settings.user and settings.password:
-        return await login_bot_password(client, settings.user, settings.password)
-    if settings.oauth_token:
-        return await check_bearer_token(client)
-    return await whoami(client)
 
 
 def wiki_identity(siteinfo: dict[str, Any]) -> str:
@@ -153,7 +124,7 @@ async def run_crawl(
         directory.mkdir(parents=True, exist_ok=True)
         with MirrorLock(directory), Mirror.open(directory, create=True) as mirror:
             site_policy.keep_robots(mirror, robots)
-            summary = await crawl_into(client, mirror, settings, identity, site)
+            summary = await crawl_into(client, mirror, settings, identity, site, transport)
     summary.seconds = time.monotonic() - began
     return summary
 
@@ -161,6 +132,7 @@ async def run_crawl(
 async def crawl_into(
     client: ApiClient, mirror: Mirror, settings: Settings, identity: Identity,
     site: tuple[dict[str, Any], str, list[str] | None],
+    transport: httpx.AsyncBaseTransport | None = None,
 ) -> CrawlSummary:
     """``site``: the wiki's siteinfo, the server's time and its bots, as
     :func:`fetch_siteinfo_and_group` gives them."""
@@ -180,12 +152,17 @@ async def crawl_into(
         "crawl", total=statistic(siteinfo, "edits"),
         initial=await writer.run(mirror.count_revisions), quiet=settings.quiet,
     )
-    ctx = CrawlContext(client, mirror, writer, progress, per_request, server_now, siteinfo)
+    ctx = CrawlContext(client, mirror, writer, progress, per_request, server_now, siteinfo,
+                       transport=transport)
     status = "failed"
+    files_summary = None
     try:
         await run_phases(ctx, mode, settings.concurrency)
         if ctx.new_revisions:  # they came a few at a time per page: pack each page's tight
             await writer.run(mirror.tighten_packs)
+        progress.close()
+        if settings.files:
+            files_summary = await crawl_files(ctx, settings)
         status = "complete"
     except BaseException as exc:
         status = run_status(exc)
@@ -194,6 +171,9 @@ async def crawl_into(
         progress.close()
         stats = {"requests": client.budget.stats.requests, "new_revisions": ctx.new_revisions,
                  "retries": client.budget.stats.retries}
+        if files_summary is not None:
+            stats["files_fetched"] = files_summary.fetched
+            stats["file_bytes_received"] = files_summary.tally.received
         with trio.CancelScope(shield=True):
             await writer.run(mirror.finish_run, run_id, status, stats)
     pages, revisions = await writer.run(mirror_counts, mirror)
@@ -201,6 +181,7 @@ async def crawl_into(
         api_url=client.api_url, pages=pages, revisions=revisions,
         new_revisions=ctx.new_revisions, requests=client.budget.stats.requests, seconds=0.0,
         identity=identity.name if not identity.anonymous else "anonymous", mode=mode,
+        files=files_summary,
     )
 
 
@@ -218,7 +199,8 @@ def run_arguments(settings: Settings, identity: Identity) -> dict[str, Any]:
         "api": settings.api, "namespaces": settings.namespaces,
         "current_only": settings.current_only, "concurrency": settings.concurrency,
         "user": None if identity.anonymous else identity.name,
-        "high_limits": identity.high_limits,
+        "high_limits": identity.high_limits, "files": settings.files,
+        "files_max_size": settings.files_max_size,
     }
 
 

@@ -26,7 +26,8 @@ from harvester.config import Settings
 from harvester.discovery import discover_api
 from harvester.errors import ConfigError
 from harvester.walkers import fetch_siteinfo_and_group, group_members
-from jobs.crawl import budget_for, check_etiquette, client_settings, wiki_identity
+from jobs.connection import budget_for, check_etiquette, client_settings
+from jobs.crawl import wiki_identity
 from jobs.outcome import run_status
 from jobs.progress import Progress
 from storage import dumpimport

@@ -16,9 +16,10 @@ class Progress:
 
     def __init__(
         self, label: str, *, total: int | None, initial: int, quiet: bool,
-        stream: TextIO | None = None,
+        stream: TextIO | None = None, unit: str = "revisions",
     ) -> None:
         self.label = label
+        self.unit = unit
         self.stream = stream or sys.stderr
         self.count = initial
         self.quiet = quiet
@@ -29,11 +30,13 @@ class Progress:
         if not quiet and self.stream.isatty():
             self._bar = tqdm(
                 total=total if total and total >= initial else None, initial=initial,
-                unit="rev", unit_scale=True, desc=label, file=self.stream, dynamic_ncols=True,
+                unit="rev" if unit == "revisions" else unit, unit_scale=True, desc=label,
+                file=self.stream, dynamic_ncols=True,
             )
 
     def advance(self, revisions: int, requests: int | None = None) -> None:
-        """Count revisions; ``requests`` only for jobs that talk to a wiki."""
+        """Count revisions (or the units given); ``requests`` only for jobs that talk to
+        a wiki."""
         self.count += revisions
         if self._bar is not None:
             self._bar.update(revisions)
@@ -43,7 +46,7 @@ class Progress:
         now = time.monotonic()
         if not self.quiet and now - self._last_log >= LOG_EVERY_SECONDS:
             self._last_log = now
-            line = f"{self.label}: {self.count:,} revisions stored ({self.rate():.1f}/s)"
+            line = f"{self.label}: {self.count:,} {self.unit} stored ({self.rate():.1f}/s)"
             if requests is not None:
                 line += f", {requests:,} requests"
             print(line, file=self.stream, flush=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -17,7 +18,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from harvester.errors import ConfigError
-from storage import attribution, query, search
+from storage import attribution, files, query, search
 from storage.errors import InvalidQueryError
 from storage.mirror import Mirror
 from storage.query import PageRow
@@ -240,6 +241,7 @@ def run_stats(directory: str, out: TextIO, *, as_json: bool) -> dict[str, Any]:
         ("stored", f"{_size(stats['stored_text_bytes'])} compressed"
                    + (f" (ratio {ratio})" if ratio else "")
                    + f"; {_size(stats['file_bytes'])} on disk in all"),
+        ("files", _files_line(stats["files"])),
         ("last run", _run_line(stats["last_run"])),
     ]  # fmt: skip
     for name, value in lines:
@@ -257,6 +259,14 @@ def _wiki_line(wiki: dict[str, Any]) -> str:
     if wiki["database"]:
         name += f" ({wiki['database']})"
     return f"{name}, {wiki['api']}" if wiki["api"] else f"{name}, not attached to its API"
+
+
+def _files_line(counts: dict[str, Any]) -> str:
+    if not counts["versions"]:
+        return "none (crawl --files copies them)"
+    states = ", ".join(f"{n:,} {state}" for state, n in sorted(counts["versions_by_state"].items()))
+    return (f"{counts['files']:,} files, {counts['versions']:,} versions ({states}); "
+            f"{_size(counts['content_bytes'])} in {counts['contents']:,} distinct contents")
 
 
 def _run_line(run: dict[str, Any] | None) -> str:
@@ -305,3 +315,51 @@ def run_attribution(
             out.write(attribution.FORMATTERS[fmt](one, site) + "\n")
             count += 1
         return count
+
+
+# -- files ------------------------------------------------------------------------
+
+
+def run_files(directory: str, out: TextIO, *, as_json: bool) -> int:
+    """Each file with its current version; returns how many."""
+    with reading(directory) as mirror:
+        found = files.iter_files(mirror)
+        if as_json:
+            return write_json_list(out, found)
+        count = 0
+        for row in found:
+            size = _size(row["size"]) if row["size"] is not None else "?"
+            out.write(f"{row['name'].replace('_', ' ')}\t{row['versions']} versions\t{size}\t"
+                      f"{row['mime'] or '?'}\t{row['timestamp']}\t{row['state']}\n")
+            count += 1
+        return count
+
+
+def run_file(directory: str, title: str, *, at: str | None, output: str | None,
+             as_json: bool) -> dict[str, Any]:
+    """The bytes of one version of a file to ``output`` (standard output by default);
+    with ``as_json`` its metadata on standard output instead (and the bytes only to
+    ``output``)."""
+    with reading(directory) as mirror:
+        name = file_name(mirror, title)
+        version = files.version_at(mirror, name, None if at is None else parse_timestamp(at))
+        if as_json:
+            json.dump(version, sys.stdout, ensure_ascii=False)
+            sys.stdout.write("\n")
+        if output is not None or not as_json:
+            path = files.version_bytes_path(mirror, version)
+            if output is None:
+                sys.stdout.flush()
+                with path.open("rb") as source:
+                    shutil.copyfileobj(source, sys.stdout.buffer)
+            else:
+                shutil.copyfile(path, output)
+    return version
+
+
+def file_name(mirror: Mirror, title: str) -> str:
+    """A file's name as the wiki keys it, from a title with or without ``File:``."""
+    ns, full = query.title_parser(mirror).parse(title, default_ns=files.FILE_NAMESPACE)
+    if ns != files.FILE_NAMESPACE:
+        raise ReadUsageError(f"{title!r} is not a file's title")
+    return full.split(":", 1)[1].replace(" ", "_")

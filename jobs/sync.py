@@ -44,8 +44,9 @@ from harvester.walkers import (
 )
 from jobs import site_policy, streams
 from jobs.balance import Slice, SliceBoard, run_workers
+from jobs.connection import authenticate, budget_for, check_etiquette, client_settings
 from jobs.convert import catalogue_pages, page_record, pages_to_batch, revision_record
-from jobs.crawl import authenticate, budget_for, check_etiquette, client_settings, record_bots
+from jobs.crawl import record_bots
 from jobs.outcome import run_status
 from jobs.streams import format_ts, parse_ts
 from jobs.writer import SerialWriter

@@ -21,8 +21,8 @@ from harvester.config import Settings
 from harvester.errors import ConfigError
 from harvester.walkers import fetch_revisions
 from jobs import site_policy
+from jobs.connection import authenticate, budget_for, check_etiquette, client_settings
 from jobs.convert import pages_to_batch
-from jobs.crawl import authenticate, budget_for, check_etiquette, client_settings
 from jobs.outcome import run_status
 from jobs.progress import Progress
 from storage import verify as checks

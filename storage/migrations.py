@@ -679,6 +679,58 @@ def _reference_pages(db: sqlite_utils.Database) -> None:
     _redeclare(db, "revision_data", declare)
 
 
+# -- files ------------------------------------------------------------------------------
+#
+# Every version of every file (``crawl --files``): the catalogue here, the bytes in
+# DIR/files/ (storage/files.py).
+
+FILE_TABLES = "files: file_versions, file_blobs and the files view"
+
+_FILES = """
+CREATE TABLE file_versions (
+    name TEXT NOT NULL,
+    timestamp TEXT NOT NULL,
+    archivename TEXT,
+    user TEXT,
+    userid INTEGER,
+    comment TEXT,
+    size INTEGER,
+    width INTEGER,
+    height INTEGER,
+    mime TEXT,
+    mediatype TEXT,
+    sha1 TEXT,
+    url TEXT,
+    filehidden INTEGER,
+    userhidden INTEGER,
+    commenthidden INTEGER,
+    suppressed INTEGER,
+    state TEXT NOT NULL,
+    PRIMARY KEY (name, timestamp)
+) WITHOUT ROWID;
+-- What is left to fetch, and which versions a downloaded SHA-1 completes.
+CREATE INDEX idx_file_versions_sha1 ON file_versions (sha1);
+CREATE INDEX idx_file_versions_state ON file_versions (state) WHERE state != 'stored';
+-- The bytes the mirror holds: DIR/files/<first two hex digits>/<sha1>.
+CREATE TABLE file_blobs (
+    sha1 TEXT PRIMARY KEY,
+    size INTEGER NOT NULL,
+    stored TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE VIEW files AS
+SELECT v.name, v.timestamp, v.user, v.comment, v.size, v.width, v.height, v.mime,
+       v.mediatype, v.sha1, v.state,
+       (SELECT count(*) FROM file_versions o WHERE o.name = v.name) AS versions,
+       (SELECT sum(o.size) FROM file_versions o WHERE o.name = v.name) AS version_bytes
+FROM file_versions v
+WHERE v.archivename IS NULL;
+"""
+
+
+def _create_file_tables(db: sqlite_utils.Database) -> None:
+    executescript(db, _FILES)
+
+
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("catalogue", _create_catalogue),
     ("revisions", _create_revisions),
@@ -692,6 +744,7 @@ MIGRATIONS: list[tuple[str, Migration]] = [
     (INTEGER_TIMESTAMPS, _integer_timestamps),
     (NO_ACTOR_INDEX, _drop_actor_index),
     (PAGE_REFERENCE, _reference_pages),
+    (FILE_TABLES, _create_file_tables),
 ]
 
 

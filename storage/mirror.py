@@ -417,6 +417,15 @@ class Mirror:
                 _UPDATE_CHECKPOINT, [(name, _state_json(state), 0, 0, now) for name, state in items]
             )
 
+    def advance_checkpoint(
+        self, name: str, state: dict[str, Any] | None, done: bool, items: int
+    ) -> None:
+        """Inside a transaction: a walk's checkpoint moves on with the data it stored
+        (``items`` more of them)."""
+        assert self.db.conn.in_transaction, "a checkpoint moves with its data"
+        self.db.conn.execute(_UPDATE_CHECKPOINT,
+                             (name, _state_json(state), int(done), items, utc_now()))
+
     def delete_checkpoints(self, prefix: str) -> None:
         """Forget every checkpoint whose name starts with ``prefix``."""
         with self.transaction() as conn:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .errors import NotInMirrorError, TextHiddenError
+from .files import file_counts
 from .mirror import DB_NAME, Mirror
 from .selection import namespace_list
 from .stored import REVISION_COLUMNS, SLOT_COLUMNS, StoredRevision, stored_revision
@@ -215,6 +216,7 @@ def mirror_stats(mirror: Mirror) -> dict[str, Any]:
         "stored_text_bytes": stored,
         "file_bytes": files,
         "compression_ratio": round(raw / stored, 1) if stored else None,
+        "files": file_counts(mirror),
         "last_run": _last_run(mirror),
         "wiki": _wiki(mirror),
     }

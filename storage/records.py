@@ -89,3 +89,28 @@ class Checkpoint:
     state: dict[str, Any] | None
     done: bool
     items: int
+
+
+@dataclass
+class FileVersionRecord:
+    """One version of a file as the wiki's imageinfo gives it; None means unknown or
+    hidden. ``name`` is the file's name as the wiki keys it: no namespace, underscores
+    for spaces (MediaWiki's ``img_name``)."""
+
+    name: str
+    timestamp: str  # when this version was uploaded, ISO 8601
+    archivename: str | None  # the wiki's name for an old version; None for the current one
+    user: str | None
+    userid: int | None
+    comment: str | None
+    size: int | None
+    width: int | None
+    height: int | None
+    mime: str | None
+    mediatype: str | None
+    sha1: str | None  # 40 hex, of the file's bytes
+    url: str | None
+    filehidden: bool = False
+    userhidden: bool = False
+    commenthidden: bool = False
+    suppressed: bool = False

@@ -110,6 +110,45 @@ CREATE INDEX idx_text_data_sha1 ON text_data (substr(sha1, 1, 8));
 -- The texts of a pack, to write it again without a purged one.
 CREATE INDEX idx_text_data_pack ON text_data (pack, position);
 
+-- -- files -----------------------------------------------------------------------------------
+
+-- Every version of every file of the wiki, as its imageinfo gives it. The bytes are
+-- beside this file, in DIR/files/, each once under its SHA-1 (storage/files.py).
+-- state: wanted (to be fetched), stored (its bytes are in DIR/files), hidden (revision
+-- deleted on the wiki: never fetched), skipped (larger than --files-max-size), missing
+-- (the wiki answered 404), refused (its URL is on a host the wiki does not name for
+-- files), mismatch (it came twice with another SHA-1 than the wiki's).
+CREATE TABLE file_versions (
+    name TEXT NOT NULL,
+    timestamp TEXT NOT NULL,
+    archivename TEXT,
+    user TEXT,
+    userid INTEGER,
+    comment TEXT,
+    size INTEGER,
+    width INTEGER,
+    height INTEGER,
+    mime TEXT,
+    mediatype TEXT,
+    sha1 TEXT,
+    url TEXT,
+    filehidden INTEGER,
+    userhidden INTEGER,
+    commenthidden INTEGER,
+    suppressed INTEGER,
+    state TEXT NOT NULL,
+    PRIMARY KEY (name, timestamp)
+) WITHOUT ROWID;
+-- What is left to fetch, and which versions a downloaded SHA-1 completes.
+CREATE INDEX idx_file_versions_sha1 ON file_versions (sha1);
+CREATE INDEX idx_file_versions_state ON file_versions (state) WHERE state != 'stored';
+-- The bytes the mirror holds: DIR/files/<first two hex digits>/<sha1>.
+CREATE TABLE file_blobs (
+    sha1 TEXT PRIMARY KEY,
+    size INTEGER NOT NULL,
+    stored TEXT NOT NULL
+) WITHOUT ROWID;
+
 -- -- the crawl and the sync --------------------------------------------------------------
 
 CREATE TABLE checkpoints (
@@ -222,3 +261,12 @@ SELECT r.user AS name, u.userid, count(*) AS edits,
 FROM revisions r LEFT JOIN users u ON u.name = r.user
 WHERE r.user IS NOT NULL
 GROUP BY r.user;
+
+-- Each file with its current version, how many versions it has and their bytes in all.
+CREATE VIEW files AS
+SELECT v.name, v.timestamp, v.user, v.comment, v.size, v.width, v.height, v.mime,
+       v.mediatype, v.sha1, v.state,
+       (SELECT count(*) FROM file_versions o WHERE o.name = v.name) AS versions,
+       (SELECT sum(o.size) FROM file_versions o WHERE o.name = v.name) AS version_bytes
+FROM file_versions v
+WHERE v.archivename IS NULL;

@@ -41,6 +41,23 @@ class FakePage:
     revisions: list[FakeRevision]
 
 
+@dataclass
+class FakeFileVersion:
+    timestamp: str
+    data: bytes
+    user: str = "Alice"
+    comment: str = "upload"
+    hidden: bool = False  # the file itself revision-deleted
+    url: str | None = None  # where imageinfo says it is (default: on the wiki's host)
+    sha1: str | None = None  # what imageinfo says it is (default: of data)
+
+
+@dataclass
+class FakeFile:
+    name: str  # with underscores, as the wiki keys it
+    versions: list[FakeFileVersion]  # oldest first; the last is current
+
+
 def key(title: str) -> str:
     return title.replace(" ", "_")
 
@@ -66,6 +83,10 @@ class FakeWiki:
         # /robots.txt: its text, an HTTP status, an exception to raise, or None (404)
         self.robots: str | int | Exception | None = None
         self.extra_edits = 0  # added to siteinfo's edit count: a bigger wiki than it is
+        self.files: list[FakeFile] = []
+        self.file_hosts = [f"http://{host}/images"]  # filerepoinfo's local repository URLs
+        self.file_bytes_sent: dict[str, int] = {}  # by URL path
+        self.file_statuses: dict[str, int] = {}  # URL path -> status to answer instead
 
     @property
     def api_url(self) -> str:
@@ -100,8 +121,15 @@ class FakeWiki:
             if isinstance(self.robots, int):
                 return httpx.Response(self.robots, text="robots.txt is not here")
             return httpx.Response(200, text=self.robots)
+        if self.file_for(request) is not None:
+            return self.serve_file(request)
         if not request.url.path.endswith("api.php"):
             return httpx.Response(404, text="not found")
+        if p.get("meta") == "filerepoinfo":
+            return self.json({"query": {"repos": [
+                {"name": "local", "local": True, "url": url} for url in self.file_hosts]}})
+        if p.get("generator") == "allimages":
+            return self.json(self.allimages())
         if p.get("action") == "login":
             return self.json(self.login(p))
         if p.get("meta") == "siteinfo":
@@ -124,6 +152,63 @@ class FakeWiki:
         if p.get("prop") == "revisions" and "pageids" in p:
             return self.json(self.history(p))
         return self.json({"error": {"code": "badparams", "info": f"unsupported: {p}"}})
+
+    def version_url(self, file: FakeFile, index: int) -> str:
+        version = file.versions[index]
+        if version.url is not None:
+            return version.url
+        if index == len(file.versions) - 1:
+            return f"http://{self.host}/images/{file.name}"
+        return f"http://{self.host}/images/archive/{version.timestamp}!{file.name}"
+
+    def allimages(self) -> dict[str, Any]:
+        """Every file with all its versions, newest first, in one answer."""
+        pages = []
+        for file in self.files:
+            infos = []
+            for index in reversed(range(len(file.versions))):
+                version = file.versions[index]
+                info: dict[str, Any] = {
+                    "timestamp": version.timestamp, "user": version.user, "userid": 1,
+                    "comment": version.comment, "size": len(version.data), "width": 1,
+                    "height": 1, "mime": "image/png", "mediatype": "BITMAP"}
+                if version.hidden:
+                    info = {"timestamp": version.timestamp, "filehidden": True,
+                            "user": version.user, "comment": version.comment}
+                else:
+                    info |= {"sha1": version.sha1 or hashlib.sha1(version.data).hexdigest(),
+                             "url": self.version_url(file, index)}
+                if index != len(file.versions) - 1:
+                    info["archivename"] = f"{version.timestamp}!{file.name}"
+                infos.append(info)
+            pages.append({"ns": 6, "title": "File:" + file.name.replace("_", " "),
+                          "imageinfo": infos})
+        return {"batchcomplete": True, "query": {"pages": pages}}
+
+    def file_for(self, request: httpx.Request) -> FakeFileVersion | None:
+        for file in self.files:
+            for index, version in enumerate(file.versions):
+                if str(request.url) == self.version_url(file, index):
+                    return version
+        return None
+
+    def serve_file(self, request: httpx.Request) -> httpx.Response:
+        """The bytes, or the part a ``Range: bytes=N-`` asks for (206)."""
+        path = request.url.path
+        if path in self.file_statuses:
+            return httpx.Response(self.file_statuses[path], text="no")
+        version = self.file_for(request)
+        assert version is not None
+        data, status, headers = version.data, 200, {}
+        wanted = request.headers.get("range", "")
+        if wanted.startswith("bytes="):
+            start = int(wanted[6:].rstrip("-"))
+            if start >= len(data):
+                return httpx.Response(416)
+            headers["content-range"] = f"bytes {start}-{len(data) - 1}/{len(data)}"
+            data, status = data[start:], 206
+        self.file_bytes_sent[path] = self.file_bytes_sent.get(path, 0) + len(data)
+        return httpx.Response(status, content=data, headers=headers)
 
     @staticmethod
     def allusers(p: dict[str, str]) -> dict[str, Any]:

@@ -1,0 +1,204 @@
+"""The mirror's files: every version of every file of the wiki (``crawl --files``).
+
+The catalogue is in SQLite (``file_versions``, ``file_blobs``; docs/schema.md);
+the bytes are beside it, each distinct content once, as
+``DIR/files/<first two hex digits>/<sha1>``. Beside the file, not inside it:
+files run to hundreds of MB, and a download must be written as it arrives (so
+memory stays flat), resumed from the bytes on disk after a kill (``.part``),
+and checked against its SHA-1 before anything records it. As a BLOB a file
+would be written in one transaction, twice through the WAL, and every copy or
+VACUUM of the catalogue would carry all the files.
+
+Order of a download: the bytes into ``<sha1>.part``; the SHA-1 checked; the
+file renamed to ``<sha1>``; then the catalogue records it. Killed between the
+last two, the next run finds the file complete and records it without fetching
+it again.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from dataclasses import astuple, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from .downloads import PartialDownload
+from .errors import NotInMirrorError, StorageError, TextHiddenError
+from .mirror import Mirror
+from .records import FileVersionRecord
+from .schema import utc_now
+
+FILES_DIR = "files"
+FILE_NAMESPACE = 6
+
+WANTED = "wanted"  # its bytes are to be fetched
+STORED = "stored"  # its bytes are in DIR/files
+HIDDEN = "hidden"  # revision-deleted on the wiki: never fetched
+SKIPPED = "skipped"  # larger than the run's --files-max-size
+MISSING = "missing"  # the wiki has no bytes for it (404, or no URL or SHA-1 given)
+REFUSED = "refused"  # its URL is on a host the wiki does not name for its files
+MISMATCH = "mismatch"  # it came twice with another SHA-1 than the wiki's
+# What a crawl tries to fetch (again): a new size limit, or a second chance.
+FETCHABLE = (WANTED, SKIPPED, MISMATCH)
+
+FILE_VERSION_COLUMNS = tuple(f.name for f in fields(FileVersionRecord))
+# Numbered parameters: the columns in order, then the state the metadata gives; a
+# version whose bytes the mirror already holds is stored at once.
+_STATE = len(FILE_VERSION_COLUMNS) + 1
+_SHA1 = FILE_VERSION_COLUMNS.index("sha1") + 1
+_UPSERT_VERSION = f"""
+    INSERT INTO file_versions ({", ".join(FILE_VERSION_COLUMNS)}, state)
+    VALUES ({", ".join(f"?{n}" for n in range(1, _STATE))},
+            CASE WHEN ?{_STATE} = 'wanted' AND EXISTS
+                 (SELECT 1 FROM file_blobs b WHERE b.sha1 = ?{_SHA1}) THEN 'stored'
+            ELSE ?{_STATE} END)
+    ON CONFLICT (name, timestamp) DO UPDATE SET
+    {", ".join(f"{c} = excluded.{c}" for c in FILE_VERSION_COLUMNS[2:])},
+    state = excluded.state
+"""
+
+
+@dataclass(frozen=True)
+class WantedBytes:
+    """One distinct content to fetch, with the first file and URL that have it."""
+
+    sha1: str
+    size: int | None
+    url: str
+    name: str
+
+
+class FileBytes:
+    """``DIR/files``: the bytes of the mirror's files, by SHA-1."""
+
+    def __init__(self, directory: Path) -> None:
+        self.root = Path(directory) / FILES_DIR
+
+    def path(self, sha1: str) -> Path:
+        if len(sha1) != 40 or not all(c in "0123456789abcdef" for c in sha1):
+            raise ValueError(f"not a SHA-1: {sha1!r}")
+        return self.root / sha1[:2] / sha1
+
+    def download(self, sha1: str) -> PartialDownload:
+        return PartialDownload(self.path(sha1))
+
+    def holds(self, sha1: str) -> bool:
+        return self.path(sha1).is_file()
+
+
+def version_state(version: FileVersionRecord) -> str:
+    """What a version's bytes are to the mirror, as far as its metadata tells."""
+    if version.filehidden:
+        return HIDDEN
+    if version.sha1 is None or version.url is None:
+        return MISSING
+    return WANTED  # or stored, if the mirror holds its SHA-1 (decided in the upsert)
+
+
+def write_file_versions(
+    mirror: Mirror, versions: list[FileVersionRecord], checkpoint: str,
+    state: dict[str, Any] | None, done: bool,
+) -> None:
+    """Store a step of the file catalogue walk and advance its checkpoint, atomically.
+    A version seen again is updated; its state starts over from its metadata."""
+    with mirror.transaction() as conn:
+        conn.executemany(_UPSERT_VERSION, [
+            (*astuple(version), version_state(version)) for version in versions])
+        mirror.advance_checkpoint(checkpoint, state, done, len(versions))
+
+
+def wanted_bytes(mirror: Mirror, after: str = "", limit: int = 500) -> list[WantedBytes]:
+    """The next distinct contents to fetch, by SHA-1 after ``after``: read a page at a
+    time, so that a wiki of a million files does not sit in memory."""
+    marks = ", ".join("?" for _ in FETCHABLE)
+    rows = mirror.db.conn.execute(
+        f"""SELECT sha1, max(size), min(url), min(name) FROM file_versions
+            WHERE state IN ({marks}) AND sha1 > ? GROUP BY sha1 ORDER BY sha1 LIMIT ?""",
+        [*FETCHABLE, after, limit]).fetchall()
+    return [WantedBytes(sha1, size, url, name) for sha1, size, url, name in rows]
+
+
+def record_file_bytes(mirror: Mirror, sha1: str, size: int) -> int:
+    """The bytes of ``sha1`` are in DIR/files: every version that has them is stored.
+    Returns how many versions that completes."""
+    with mirror.transaction() as conn:
+        conn.execute("INSERT OR IGNORE INTO file_blobs (sha1, size, stored) VALUES (?, ?, ?)",
+                     [sha1, size, utc_now()])
+        return _set_state(conn, sha1, STORED)
+
+
+def mark_file_bytes(mirror: Mirror, sha1: str, state: str) -> int:
+    """The versions with these bytes could not be fetched: why (skipped, missing,
+    refused, mismatch). Returns how many versions."""
+    assert state in (SKIPPED, MISSING, REFUSED, MISMATCH), state
+    with mirror.transaction() as conn:
+        return _set_state(conn, sha1, state)
+
+
+def _set_state(conn: sqlite3.Connection, sha1: str, state: str) -> int:
+    marks = ", ".join("?" for _ in FETCHABLE)
+    cursor = conn.execute(
+        f"UPDATE file_versions SET state = ? WHERE sha1 = ? AND state IN ({marks})",
+        [state, sha1, *FETCHABLE])
+    return cursor.rowcount
+
+
+# -- reading ----------------------------------------------------------------------------
+
+
+def iter_files(mirror: Mirror) -> Iterator[dict[str, Any]]:
+    """Each file with its current version, its count of versions and their bytes."""
+    cursor = mirror.db.conn.execute("SELECT * FROM files ORDER BY name")
+    names = [d[0] for d in cursor.description]
+    for row in cursor:
+        yield dict(zip(names, row, strict=True))
+
+
+def file_versions(mirror: Mirror, name: str) -> list[dict[str, Any]]:
+    """Every version of one file, newest first."""
+    cursor = mirror.db.conn.execute(
+        f"SELECT {', '.join(FILE_VERSION_COLUMNS)}, state FROM file_versions WHERE name = ?"
+        " ORDER BY timestamp DESC", [name])
+    names = [d[0] for d in cursor.description]
+    return [dict(zip(names, row, strict=True)) for row in cursor]
+
+
+def file_counts(mirror: Mirror) -> dict[str, Any]:
+    """Files, versions by state, and the bytes held (``stats``)."""
+    conn = mirror.db.conn
+    files = conn.execute("SELECT count(*) FROM file_versions WHERE archivename IS NULL")
+    states = dict(conn.execute("SELECT state, count(*) FROM file_versions GROUP BY state"))
+    held, held_bytes = conn.execute("SELECT count(*), sum(size) FROM file_blobs").fetchone()
+    return {"files": int(files.fetchone()[0]), "versions": sum(states.values()),
+            "versions_by_state": states, "contents": int(held),
+            "content_bytes": int(held_bytes or 0)}
+
+
+def version_at(mirror: Mirror, name: str, at: str | None = None) -> dict[str, Any]:
+    """The version of a file current at ``at`` (ISO 8601; default now), with its state;
+    NotInMirrorError when the mirror has none."""
+    cursor = mirror.db.conn.execute(
+        f"SELECT {', '.join(FILE_VERSION_COLUMNS)}, state FROM file_versions"
+        " WHERE name = ? AND timestamp <= ? ORDER BY timestamp DESC LIMIT 1",
+        [name, at or "9999"])
+    row = cursor.fetchone()
+    if row is None:
+        when = f" at {at}" if at else ""
+        raise NotInMirrorError(f"the mirror has no file {name.replace('_', ' ')}{when}")
+    return dict(zip([d[0] for d in cursor.description], row, strict=True))
+
+
+def version_bytes_path(mirror: Mirror, version: dict[str, Any]) -> Path:
+    """Where a stored version's bytes are; why not, for one that is not stored."""
+    name = version["name"].replace("_", " ")
+    if version["state"] == HIDDEN:
+        raise TextHiddenError(f"the version of {name} of {version['timestamp']} is hidden on "
+                              "the wiki: the mirror has no copy")
+    if version["state"] != STORED:
+        raise NotInMirrorError(f"the bytes of {name} of {version['timestamp']} are not in the "
+                               f"mirror ({version['state']})")
+    path = FileBytes(mirror.directory).path(version["sha1"])
+    if not path.is_file():
+        raise StorageError(f"{path}, the bytes of {name}, is gone from the mirror's files")
+    return path
