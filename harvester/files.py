@@ -16,10 +16,14 @@ IMAGEINFO_PROPS = "timestamp|user|userid|comment|size|dimensions|sha1|mime|media
     "|archivename"
 
 
+# The smallest iilimit "max" can be (500; 5,000 with apihighlimits), for an answer that
+# does not say which it used.
+IILIMIT_MAX = 500
+
+
 def file_catalogue_params() -> dict[str, Any]:
-    """Every file (``generator=allimages``, by name) with all its versions: ``iilimit``
-    is per file, and a file with more versions than that continues in the next answer
-    (``iicontinue``), the same files given again without the versions already sent."""
+    """Every file (``generator=allimages``, by name) with its versions (``iilimit`` is
+    per file)."""
     return {
         "action": "query", "generator": "allimages", "gailimit": "max",
         "prop": "imageinfo", "iiprop": IMAGEINFO_PROPS, "iilimit": "max",
@@ -27,9 +31,37 @@ def file_catalogue_params() -> dict[str, Any]:
 
 
 async def walk_file_catalogue(client: ApiClient, resume: Continue | None) -> AsyncIterator[Chunk]:
-    """Each answer's pages (title and ``imageinfo``), with the token that follows it."""
+    """Each answer's pages (title and every version in ``imageinfo``), with the token
+    that follows it.
+
+    For several titles at once MediaWiki gives at most ``iilimit`` versions of each
+    file and drops the rest without a continuation (ApiQueryImageInfo continues only
+    for one title): a file that comes with that many is asked for again on its own,
+    where the versions do continue (``iistart``)."""
     async for response, nxt in iterate_query(client, file_catalogue_params(), resume):
-        yield query_list(response, "pages"), nxt
+        pages = query_list(response, "pages")
+        limits = response.get("limits", {})
+        limit = limits.get("imageinfo") if isinstance(limits, dict) else None
+        limit = limit if isinstance(limit, int) and limit > 0 else IILIMIT_MAX
+        for page in pages:
+            infos = page.get("imageinfo")
+            if isinstance(infos, list) and len(infos) >= limit:
+                page["imageinfo"] = await every_version(client, str(page.get("title")))
+        yield pages, nxt
+
+
+async def every_version(client: ApiClient, title: str) -> list[dict[str, Any]]:
+    """All versions of one file, newest first, over as many answers as it takes."""
+    params = {"action": "query", "titles": title, "prop": "imageinfo",
+              "iiprop": IMAGEINFO_PROPS, "iilimit": "max"}
+    versions: list[dict[str, Any]] = []
+    async for response, _ in iterate_query(client, params):
+        for page in query_list(response, "pages"):
+            infos = page.get("imageinfo", [])
+            if isinstance(infos, list):
+                # iistart is inclusive: the version it names came at the end of the last
+                versions += [i for i in infos if not versions or i != versions[-1]]
+    return versions
 
 
 async def file_hosts(client: ApiClient) -> set[str]:

@@ -25,9 +25,11 @@ import re
 import shutil
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
+import zlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -75,6 +77,7 @@ __all__ = [
 ]
 
 MW_DIR = Path("/usr/share/mediawiki")
+ROUTER = Path(__file__).with_name("mw_router.php")
 APT_PACKAGES = ("mediawiki", "php-sqlite3", "php-cli", "php-mbstring", "php-intl", "php-xml")
 ADMIN_USER = "Admin"
 # Local-only demo wikis; sysop passwords must be at least 10 characters long.
@@ -180,6 +183,17 @@ def _settings_block(extra_settings: str) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+# A wiki whose tests upload files: its own upload directory (DIR/images), served by
+# the router; the file types the tests use.
+UPLOAD_SETTINGS = """
+$wgEnableUploads = true;
+$wgUploadDirectory = __DIR__ . '/images';
+$wgUploadPath = "$wgScriptPath/images";
+$wgFileExtensions = [ 'png', 'gif', 'jpg', 'jpeg', 'txt', 'pdf' ];
+$wgUseInstantCommons = false;
+"""
 
 
 def create_wiki(directory: Path, port: int, *, extra_settings: str = "") -> Wiki:
@@ -310,6 +324,71 @@ def update_site_stats(wiki: Wiki) -> None:
     _php(wiki, "initSiteStats.php", ["--update", "--active"])
 
 
+def import_images(wiki: Wiki, directory: Path, *, user: str, summary: str,
+                  timestamp: str | None = None, overwrite: bool = False) -> None:
+    """Upload every file of ``directory`` under its own name (importImages.php); with
+    ``overwrite``, as a new version of the file of that name. ``timestamp``: the
+    versions' upload time, 14 digits (YYYYmmddHHMMSS). MediaWiki names an old
+    version after the second it was replaced in, so a file takes one new version a
+    second: see :func:`next_second`."""
+    args = [f"--user={user}", f"--summary={summary}", f"--comment={summary}"]
+    if timestamp is not None:
+        args.append(f"--timestamp={timestamp}")
+    if overwrite:
+        args.append("--overwrite")
+    _php(wiki, "importImages.php", [*args, str(directory.resolve())])
+
+
+def png_image(width: int, height: int, seed: str, *, noise: bool = False) -> bytes:
+    """A valid RGB PNG: one colour from ``seed``, or with ``noise`` random pixels, stored
+    uncompressed (about 3 bytes a pixel: big files on demand)."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (len(data).to_bytes(4, "big") + kind + data
+                + zlib.crc32(kind + data).to_bytes(4, "big"))
+
+    if noise:
+        pixels = random.Random(seed).randbytes(width * height * 3)
+        raw = b"".join(b"\x00" + pixels[row * width * 3:(row + 1) * width * 3]
+                       for row in range(height))
+    else:
+        colour = hashlib.sha1(seed.encode()).digest()[:3]
+        raw = (b"\x00" + colour * width) * height
+    header = width.to_bytes(4, "big") + height.to_bytes(4, "big") + bytes([8, 2, 0, 0, 0])
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header)
+            + chunk(b"IDAT", zlib.compress(raw, 0 if noise else 9)) + chunk(b"IEND", b""))
+
+
+def next_second() -> None:
+    """Return once the wall clock's second has changed (see :func:`import_images`)."""
+    start = int(time.time())
+    while int(time.time()) == start:
+        time.sleep(0.02)
+
+
+def wiki_file_versions(wiki: Wiki) -> list[dict[str, Any]]:
+    """Every version of every file as the wiki itself keeps it (its ``image``,
+    ``oldimage`` and ``filearchive`` tables), SHA-1s in hex: what a mirror's files are
+    compared with. ``table`` says where each is; ``deleted`` is the revision-deletion
+    bit field (1: the file hidden)."""
+    match = re.search(r'^\$wgDBname = "([^"]+)";', wiki.settings.read_text(encoding="utf-8"),
+                      re.MULTILINE)
+    if match is None:
+        raise DemoWikiError(f"{wiki.settings} has no $wgDBname line")
+    database = wiki.directory / "db" / f"{match.group(1)}.sqlite"
+    query = """
+        SELECT 'image', img_name, NULL, img_timestamp, img_size, img_sha1, 0 FROM image
+        UNION ALL SELECT 'oldimage', oi_name, oi_archive_name, oi_timestamp, oi_size, oi_sha1,
+                         oi_deleted FROM oldimage
+        UNION ALL SELECT 'filearchive', fa_name, fa_archive_name, fa_timestamp, fa_size, fa_sha1,
+                         fa_deleted FROM filearchive"""
+    with contextlib.closing(sqlite3.connect(f"file:{database}?mode=ro", uri=True)) as db:
+        rows = db.execute(query).fetchall()
+    return [{"table": table, "name": name, "archivename": archive,
+             "timestamp": f"{ts[:4]}-{ts[4:6]}-{ts[6:8]}T{ts[8:10]}:{ts[10:12]}:{ts[12:14]}Z",
+             "size": size, "sha1": format(int(sha1, 36), "040x"), "deleted": deleted}
+            for table, name, archive, ts, size, sha1, deleted in rows]
+
+
 def dump_backup(wiki: Wiki, out: Path) -> Path:
     """MediaWiki's own full-history dump (schema 0.11, sha1 in base 36)."""
     with out.open("w", encoding="utf-8") as handle:
@@ -367,8 +446,9 @@ class WikiServer:
     """
 
     def __init__(self, wiki: Wiki, workers: int = 4, *, ready_timeout: float = 20.0,
-                 detached: bool = False) -> None:
+                 detached: bool = False, env: dict[str, str] | None = None) -> None:
         self.wiki = wiki
+        self.env = env or {}  # more environment for the server (DEMO_WIKI_FILE_RATE)
         self.workers = workers
         self.ready_timeout = ready_timeout
         self.detached = detached
@@ -396,11 +476,13 @@ class WikiServer:
             **os.environ,
             "MW_CONFIG_FILE": str(self.wiki.settings),
             "PHP_CLI_SERVER_WORKERS": str(self.workers),
+            **self.env,
         }
         # php -S keeps OPcache on; revalidating on every request lets a test change
         # LocalSettings.php under a running server and see it at once.
+        # The router serves the wiki's uploaded files (scripts/mw_router.php).
         command = ["php", "-d", "opcache.revalidate_freq=0", "-S", f"127.0.0.1:{self.wiki.port}",
-                   "-t", str(MW_DIR)]
+                   "-t", str(MW_DIR), str(ROUTER)]
         if not self.detached:
             command = [sys.executable, "-c", _WATCHDOG, *command]
         with self.log_path.open("ab") as log:
@@ -541,6 +623,19 @@ class Api:
             raise DemoWikiError(f"edit of {title} did not save: {edit}")
         newrevid: int = edit["newrevid"]
         return newrevid
+
+    def upload(self, filename: str, data: bytes, comment: str) -> dict[str, Any]:
+        """Upload ``data`` as ``filename`` (a new version if it exists); its imageinfo."""
+        response = self.client.post(self.api_url, data={
+            "action": "upload", "filename": filename, "comment": comment,
+            "ignorewarnings": "1", "token": self.token(), "format": "json",
+            "formatversion": "2"}, files={"file": (filename, data, "application/octet-stream")})
+        response.raise_for_status()
+        answer = response.json()
+        if answer.get("upload", {}).get("result") != "Success":
+            raise DemoWikiError(f"upload of {filename} failed: {answer}")
+        info: dict[str, Any] = answer["upload"]["imageinfo"]
+        return info
 
     def close(self) -> None:
         self.client.close()

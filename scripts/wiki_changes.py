@@ -44,6 +44,7 @@ __all__ = [
 CHANGER_GRANTS: tuple[str, ...] = (
     "basic", "highvolume", "editpage", "editprotected", "createeditmovepage", "delete",
     "protect", "mergehistory", "oversight", "viewrestrictedlogs", "import", "viewdeleted",
+    "uploadfile", "uploadeditmovefile",
 )
 # Sysop rights the actions rely on.  1.39 never gives sysops the first five
 # (suppression); it does give the last four, unless a wiki's settings took them away.
@@ -265,6 +266,36 @@ class WikiChanger:
         result = data["revisiondelete"]
         if result.get("status") != "Success" or result["items"][0].get("errors"):
             raise DemoWikiError(f"revisiondelete {direction} of {revid} failed: {result}")
+
+    # ---------------------------------------------------------- files
+
+    def upload(self, name: str, data: bytes, comment: str = "upload") -> dict[str, Any]:
+        """Upload a file, or a new version of it; its imageinfo. MediaWiki takes one new
+        version of a file a second (demo_wiki.next_second)."""
+        return self.api.upload(name, data, comment)
+
+    def file_versions(self, name: str) -> list[dict[str, Any]]:
+        """The file's versions as the API gives them to the admin, newest first."""
+        data = self.api.call(action="query", titles=f"File:{name}", prop="imageinfo",
+                             iiprop="timestamp|sha1|archivename", iilimit="max")
+        versions: list[dict[str, Any]] = data["query"]["pages"][0].get("imageinfo", [])
+        return versions
+
+    def revert_file(self, name: str, archivename: str, comment: str = "revert") -> None:
+        """A new version of the file with an old version's bytes."""
+        self._post("filerevert", filename=name, archivename=archivename, comment=comment)
+
+    def hide_file_version(self, name: str, archivename: str, reason: str = "hide") -> None:
+        """Revision-delete an old version's file (and its uploader and comment)."""
+        data = self._post("revisiondelete", type="oldimage", target=f"File:{name}",
+                          ids=archivename.split("!", 1)[0], hide="content|user|comment",
+                          reason=reason)
+        if data["revisiondelete"].get("status") != "Success":
+            raise DemoWikiError(f"revisiondelete of {archivename} failed: {data}")
+
+    def delete_file_version(self, name: str, archivename: str, reason: str = "delete") -> None:
+        """Delete one old version of a file (to the file archive)."""
+        self._post("delete", title=f"File:{name}", oldimage=archivename, reason=reason)
 
     # ---------------------------------------------------------- history
 

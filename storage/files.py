@@ -167,7 +167,7 @@ def file_versions(mirror: Mirror, name: str) -> list[dict[str, Any]]:
 def file_counts(mirror: Mirror) -> dict[str, Any]:
     """Files, versions by state, and the bytes held (``stats``)."""
     conn = mirror.db.conn
-    files = conn.execute("SELECT count(*) FROM file_versions WHERE archivename IS NULL")
+    files = conn.execute("SELECT count(DISTINCT name) FROM file_versions")
     states = dict(conn.execute("SELECT state, count(*) FROM file_versions GROUP BY state"))
     held, held_bytes = conn.execute("SELECT count(*), sum(size) FROM file_blobs").fetchone()
     return {"files": int(files.fetchone()[0]), "versions": sum(states.values()),

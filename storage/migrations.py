@@ -723,7 +723,7 @@ SELECT v.name, v.timestamp, v.user, v.comment, v.size, v.width, v.height, v.mime
        (SELECT count(*) FROM file_versions o WHERE o.name = v.name) AS versions,
        (SELECT sum(o.size) FROM file_versions o WHERE o.name = v.name) AS version_bytes
 FROM file_versions v
-WHERE v.archivename IS NULL;
+WHERE v.timestamp = (SELECT max(o.timestamp) FROM file_versions o WHERE o.name = v.name);
 """
 
 

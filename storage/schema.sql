@@ -262,11 +262,12 @@ FROM revisions r LEFT JOIN users u ON u.name = r.user
 WHERE r.user IS NOT NULL
 GROUP BY r.user;
 
--- Each file with its current version, how many versions it has and their bytes in all.
+-- Each file with its current version (its newest: a hidden version has no archivename
+-- either), how many versions it has and their bytes in all.
 CREATE VIEW files AS
 SELECT v.name, v.timestamp, v.user, v.comment, v.size, v.width, v.height, v.mime,
        v.mediatype, v.sha1, v.state,
        (SELECT count(*) FROM file_versions o WHERE o.name = v.name) AS versions,
        (SELECT sum(o.size) FROM file_versions o WHERE o.name = v.name) AS version_bytes
 FROM file_versions v
-WHERE v.archivename IS NULL;
+WHERE v.timestamp = (SELECT max(o.timestamp) FROM file_versions o WHERE o.name = v.name);

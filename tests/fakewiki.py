@@ -87,6 +87,7 @@ class FakeWiki:
         self.file_hosts = [f"http://{host}/images"]  # filerepoinfo's local repository URLs
         self.file_bytes_sent: dict[str, int] = {}  # by URL path
         self.file_statuses: dict[str, int] = {}  # URL path -> status to answer instead
+        self.iilimit = 500  # versions per file in one answer, as MediaWiki's iilimit=max
 
     @property
     def api_url(self) -> str:
@@ -130,6 +131,8 @@ class FakeWiki:
                 {"name": "local", "local": True, "url": url} for url in self.file_hosts]}})
         if p.get("generator") == "allimages":
             return self.json(self.allimages())
+        if p.get("prop") == "imageinfo" and "titles" in p:
+            return self.json(self.imageinfo(p))
         if p.get("action") == "login":
             return self.json(self.login(p))
         if p.get("meta") == "siteinfo":
@@ -162,7 +165,23 @@ class FakeWiki:
         return f"http://{self.host}/images/archive/{version.timestamp}!{file.name}"
 
     def allimages(self) -> dict[str, Any]:
-        """Every file with all its versions, newest first, in one answer."""
+        """Every file with its versions, newest first, in one answer: as MediaWiki for
+        several titles, at most ``iilimit`` of each, the rest dropped without a word."""
+        pages = [{**page, "imageinfo": page["imageinfo"][:self.iilimit]}
+                 for page in self.file_pages()]
+        return {"batchcomplete": True, "limits": {"imageinfo": self.iilimit},
+                "query": {"pages": pages}}
+
+    def imageinfo(self, p: dict[str, str]) -> dict[str, Any]:
+        """One file's versions from ``iistart`` (inclusive), ``iilimit`` at a time."""
+        page = next(page for page in self.file_pages() if page["title"] == p["titles"])
+        infos = [i for i in page["imageinfo"] if i["timestamp"] <= p.get("iistart", "9")]
+        out: dict[str, Any] = {"query": {"pages": [{**page, "imageinfo": infos[:self.iilimit]}]}}
+        if len(infos) > self.iilimit:
+            out["continue"] = {"iistart": infos[self.iilimit]["timestamp"], "continue": "||"}
+        return out
+
+    def file_pages(self) -> list[dict[str, Any]]:
         pages = []
         for file in self.files:
             infos = []
@@ -183,7 +202,7 @@ class FakeWiki:
                 infos.append(info)
             pages.append({"ns": 6, "title": "File:" + file.name.replace("_", " "),
                           "imageinfo": infos})
-        return {"batchcomplete": True, "query": {"pages": pages}}
+        return pages
 
     def file_for(self, request: httpx.Request) -> FakeFileVersion | None:
         for file in self.files:

@@ -195,3 +195,15 @@ def test_a_partial_download_resumes_with_range(tmp_path: Path) -> None:
     crawl(wiki, tmp_path / "m")
     assert wiki.file_bytes_sent["/images/Big_map.png"] == 50_000 - 20_000
     assert sha1_of(data) in held(tmp_path / "m")
+
+
+def test_a_file_with_more_versions_than_one_answer_gives_is_asked_for_alone(
+        tmp_path: Path) -> None:
+    wiki = wiki_with_files()
+    wiki.iilimit = 2  # Logo.png has 4 versions: the generator's answer drops two
+    crawl(wiki, tmp_path / "m")
+    got = states(tmp_path / "m")
+    assert sorted(ts for name, ts in got if name == "Logo.png") == [
+        v.timestamp for v in wiki.files[0].versions]
+    alone = [p for _, p, _ in wiki.requests if p.get("titles") == "File:Logo.png"]
+    assert len(alone) == 2  # 4 versions, 2 an answer

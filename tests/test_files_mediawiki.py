@@ -1,0 +1,212 @@
+"""``crawl --files`` against a real MediaWiki with uploads: the mirror's files equal
+the wiki's own file store, version by version, and nothing hidden or deleted is
+copied; a download killed half-way resumes where it stopped."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import demo_wiki
+import pytest
+import wiki_changes
+
+from harvester.config import Settings
+from jobs.crawl import run_crawl
+from storage import files
+from storage.mirror import Mirror
+
+pytestmark = pytest.mark.mediawiki
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def sha1(data: bytes) -> str:
+    return hashlib.sha1(data).hexdigest()
+
+
+@dataclass
+class Uploads:
+    """What the test put on the wiki: the bytes by label, for the checks."""
+
+    data: dict[str, bytes]
+    hidden: list[str]  # labels whose only copies are hidden or deleted on the wiki
+
+
+def write_files(directory: Path, files_by_name: dict[str, bytes]) -> Path:
+    directory.mkdir(parents=True)
+    for name, data in files_by_name.items():
+        (directory / name).write_bytes(data)
+    return directory
+
+
+def upload_history(wiki: demo_wiki.Wiki, changer: Any, work: Path) -> Uploads:
+    """Files with several versions, by importImages.php and over the API; then an old
+    version hidden, one deleted, a revert and a whole file deleted."""
+    wiki_changes.add_settings(wiki, demo_wiki.UPLOAD_SETTINGS)
+    data = {label: demo_wiki.png_image(20 + len(label), 10, label)
+            for label in ("alpha1", "alpha2", "alpha3", "beta1", "beta2", "gamma1", "live1",
+                          "live2")}
+    data["notes"] = b"Notes, in plain text.\n"
+    rounds = [
+        {"Alpha.png": data["alpha1"], "Beta.png": data["beta1"], "Gamma.png": data["gamma1"],
+         "Same_as_beta.png": data["beta1"], "Notes.txt": data["notes"]},
+        {"Alpha.png": data["alpha2"], "Beta.png": data["beta2"]},
+        {"Alpha.png": data["alpha3"]},
+    ]
+    for number, files_by_name in enumerate(rounds):
+        if number:
+            demo_wiki.next_second()  # one new version of a file a second
+        demo_wiki.import_images(wiki, write_files(work / f"round{number}", files_by_name),
+                                user="Admin", summary=f"round {number}",
+                                timestamp=f"2024010{number + 1}000000", overwrite=number > 0)
+    changer.upload("Live.png", data["live1"], "live 1")
+    demo_wiki.next_second()
+    changer.upload("Live.png", data["live2"], "live 2")
+    demo_wiki.next_second()
+    archived = {v["sha1"]: v.get("archivename") for v in changer.file_versions("Live.png")}
+    changer.revert_file("Live.png", archived[sha1(data["live1"])])
+    alpha = {v["sha1"]: v.get("archivename") for v in changer.file_versions("Alpha.png")}
+    changer.hide_file_version("Alpha.png", alpha[sha1(data["alpha2"])])
+    beta = {v["sha1"]: v.get("archivename") for v in changer.file_versions("Beta.png")}
+    changer.delete_file_version("Beta.png", beta[sha1(data["beta1"])])  # Same_as_beta keeps it
+    changer.delete("File:Gamma.png")
+    return Uploads(data, hidden=["alpha2", "gamma1"])
+
+
+def settings(api: str, mirror: Path, **extra: Any) -> Settings:
+    return Settings(api=api, mirror=str(mirror), quiet=True, max_requests_per_second=0,
+                    max_requests_per_minute=0, files=True, **extra)
+
+
+def mirror_versions(mirror_dir: Path) -> dict[tuple[str, str], tuple[str, str | None]]:
+    with Mirror.open(mirror_dir, create=False) as mirror:
+        return {(v["name"], v["timestamp"]): (v["state"], v["sha1"])
+                for f in list(files.iter_files(mirror))
+                for v in files.file_versions(mirror, f["name"])}
+
+
+def held(mirror_dir: Path) -> set[str]:
+    """The SHA-1s whose bytes DIR/files holds, each checked against its bytes."""
+    found = set()
+    for path in (mirror_dir / "files").rglob("*"):
+        if path.is_file():
+            assert sha1(path.read_bytes()) == path.name, path
+            found.add(path.name)
+    return found
+
+
+def assert_files_equal(mirror_dir: Path, wiki: demo_wiki.Wiki, uploads: Uploads) -> None:
+    """Every version the wiki has (image, oldimage) is in the mirror: stored with its
+    SHA-1, or hidden if its file is; nothing of the file archive is; the bytes held are
+    exactly the visible versions'; no hidden or deleted bytes anywhere in DIR."""
+    truth = demo_wiki.wiki_file_versions(wiki)
+    expected = {(v["name"], v["timestamp"]): ("hidden", None) if v["deleted"] & 1
+                else ("stored", v["sha1"]) for v in truth if v["table"] != "filearchive"}
+    assert mirror_versions(mirror_dir) == expected
+    assert held(mirror_dir) == {s for state, s in expected.values() if state == "stored"}
+    secrets = [uploads.data[label] for label in uploads.hidden]
+    assert {sha1(secret) for secret in secrets}.isdisjoint(held(mirror_dir))
+    for path in mirror_dir.rglob("*"):
+        if path.is_file():
+            content = path.read_bytes()
+            assert not any(secret in content for secret in secrets), path
+
+
+async def test_crawl_files_equals_the_wikis_file_store(
+        wiki_server: demo_wiki.WikiServer, changer: Any, tmp_path: Path) -> None:
+    uploads = upload_history(wiki_server.wiki, changer, tmp_path / "uploads")
+    truth = demo_wiki.wiki_file_versions(wiki_server.wiki)
+    # the history has every case: old, hidden, archived, reverted, a file deleted whole
+    assert {v["table"] for v in truth} == {"image", "oldimage", "filearchive"}
+    assert any(v["deleted"] & 1 for v in truth)
+    mirror = tmp_path / "mirror"
+    summary = await run_crawl(settings(wiki_server.api_url, mirror))
+    assert summary.files is not None
+    assert_files_equal(mirror, wiki_server.wiki, uploads)
+    stored = {s for state, s in mirror_versions(mirror).values() if state == "stored"}
+    # every distinct content fetched once, whatever the versions and names that share it
+    assert summary.files.fetched == len(stored)
+    sizes = {v["sha1"]: v["size"] for v in truth if v["sha1"] in stored}
+    assert summary.files.tally.received == sum(sizes.values())
+    again = await run_crawl(settings(wiki_server.api_url, mirror))
+    assert again.files is not None and again.files.tally.received == 0
+
+
+def test_a_download_killed_half_way_resumes_from_its_bytes_on_disk(
+        fixture_wiki: demo_wiki.Wiki, tmp_path: Path) -> None:
+    wiki = demo_wiki.copy_wiki(fixture_wiki, tmp_path / "wiki", demo_wiki.free_port())
+    wiki_changes.add_settings(wiki, demo_wiki.UPLOAD_SETTINGS)
+    big = demo_wiki.png_image(1600, 1600, "big", noise=True)  # 7.7 MB
+    demo_wiki.import_images(wiki, write_files(tmp_path / "in", {"Big.png": big}),
+                            user="Admin", summary="big")
+    log = tmp_path / "files.log"
+    env = {"DEMO_WIKI_FILE_RATE": str(2 << 20), "DEMO_WIKI_FILE_LOG": str(log)}
+    mirror = tmp_path / "mirror"
+    part = mirror / "files" / sha1(big)[:2] / (sha1(big) + ".part")
+    command = [sys.executable, "-m", "harvester", "crawl", "--mirror", str(mirror), "--files",
+               "--quiet", "--max-rps", "0"]
+    with demo_wiki.WikiServer(wiki, env=env) as server:
+        crawl = subprocess.Popen([*command, server.api_url], cwd=ROOT)
+        try:
+            wait_for(lambda: part.is_file() and part.stat().st_size > 1 << 20, crawl)
+        finally:
+            crawl.send_signal(signal.SIGKILL)
+            crawl.wait()
+        on_disk = part.stat().st_size
+        assert 0 < on_disk < len(big)
+        done = subprocess.run(command, cwd=ROOT, timeout=120)
+        assert done.returncode == 0
+        wait_for(lambda: len(log.read_text().splitlines()) >= 2, None)
+    first, second = [json.loads(line) for line in log.read_text().splitlines()][-2:]
+    assert first["start"] == 0 and first["sent"] >= on_disk  # killed while sending
+    assert (second["start"], second["sent"]) == (on_disk, len(big) - on_disk)
+    assert held(mirror) == {sha1(big)}
+    assert not part.exists()
+
+
+def wait_for(condition: Any, process: subprocess.Popen[bytes] | None,
+             timeout: float = 60.0) -> None:
+    """Poll ``condition`` (a file growing, a line logged) until it holds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if process is not None and process.poll() is not None:
+            raise AssertionError(f"the crawl ended (exit {process.returncode}) too early")
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out")
+        time.sleep(0.01)
+
+
+def test_the_file_command_writes_a_version_and_files_lists_them(
+        wiki_server: demo_wiki.WikiServer, changer: Any, tmp_path: Path) -> None:
+    uploads = upload_history(wiki_server.wiki, changer, tmp_path / "uploads")
+    mirror = tmp_path / "mirror"
+    harvester = [sys.executable, "-m", "harvester"]
+    subprocess.run([*harvester, "crawl", wiki_server.api_url, "--mirror", str(mirror),
+                    "--files", "--quiet", "--max-rps", "0"], check=True, cwd=ROOT)
+    out = tmp_path / "alpha.png"
+    for at, label in (("2024-01-01T12:00:00Z", "alpha1"), (None, "alpha3")):
+        when = ["--at", at] if at else []
+        subprocess.run([*harvester, "file", "File:Alpha.png", "--mirror", str(mirror),
+                        "--output", str(out), *when], check=True, cwd=ROOT)
+        assert out.read_bytes() == uploads.data[label]
+    hidden = subprocess.run([*harvester, "file", "Alpha.png", "--mirror", str(mirror),
+                             "--at", "2024-01-02T12:00:00Z", "-o", str(out)],
+                            capture_output=True, text=True, cwd=ROOT)
+    assert hidden.returncode == 9 and "hidden" in hidden.stderr
+    listing = subprocess.run([*harvester, "files", "--mirror", str(mirror), "--json"],
+                             capture_output=True, text=True, check=True, cwd=ROOT)
+    rows = {row["name"]: row for row in json.loads(listing.stdout)}
+    assert set(rows) == {"Alpha.png", "Beta.png", "Same_as_beta.png", "Notes.txt", "Live.png"}
+    assert (rows["Alpha.png"]["versions"], rows["Live.png"]["versions"]) == (3, 3)
+    assert rows["Notes.txt"]["mime"] == "text/plain"
+    stats = subprocess.run([*harvester, "stats", "--mirror", str(mirror)],
+                           capture_output=True, text=True, check=True, cwd=ROOT)
+    line = next(line for line in stats.stdout.splitlines() if line.startswith("files "))
+    assert "5 files, 9 versions" in line, line
