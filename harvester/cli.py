@@ -198,7 +198,7 @@ def add_bootstrap(commands: argparse._SubParsersAction) -> None:
 def add_import_dump(commands: argparse._SubParsersAction) -> None:
     imports = commands.add_parser(
         "import-dump", help="start a mirror from MediaWiki XML dumps")
-    imports.add_argument("files", nargs="+", metavar="FILE",
+    imports.add_argument("dump_files", nargs="+", metavar="FILE",
                          help=".xml, or compressed: .gz .bz2 .zst .xz .lzma .7z")
     add_common(imports)
     imports.add_argument("--wiki", metavar="URL",
@@ -324,15 +324,16 @@ def command_crawl(args: argparse.Namespace) -> int:
 
 
 def command_sync(args: argparse.Namespace) -> int:
-    from jobs.outcome import EXIT_OK, describe, exit_code_for
+    from jobs.outcome import EXIT_OK, EXIT_REMOTE, describe, exit_code_for
     from jobs.sync import run_sync, sync_all
 
     if not args.all:
         settings = settings_from(args)
         summary = run_async(run_sync, settings)
-        if not settings.quiet:
-            print(summary.describe())
-        return EXIT_OK
+        mismatched = summary.files is not None and summary.files.mismatched
+        if not settings.quiet or mismatched:
+            print(summary.describe(), file=sys.stderr if mismatched else sys.stdout)
+        return EXIT_REMOTE if mismatched else EXIT_OK
     if args.config is None:
         raise ConfigError("sync --all reads its wikis from --config FILE")
     overrides = {k: v for k, v in vars(args).items() if k in SETTING_KEYS and k != "mirror"}
@@ -364,7 +365,7 @@ def command_import_dump(args: argparse.Namespace) -> int:
     from jobs.outcome import EXIT_OK
 
     settings = settings_from(args)
-    heads = read_heads(args.files)  # a wrong file fails before the wiki is asked anything
+    heads = read_heads(args.dump_files)  # a wrong file fails before the wiki is asked anything
     live = run_async(fetch_live_wiki, settings, args.wiki, heads[0].site) if args.wiki else None
     summary = run_import(settings, heads, live)
     if not settings.quiet:

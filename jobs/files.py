@@ -19,33 +19,45 @@ from __future__ import annotations
 import logging
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING
+from typing import Protocol
 from urllib.parse import urljoin
 
+import httpx
 import trio
 
 from harvester.client import ApiClient, open_client
 from harvester.config import Settings
 from harvester.errors import HttpError
-from harvester.files import file_hosts, host_of, walk_file_catalogue
+from harvester.files import every_version, file_hosts, host_of, walk_file_catalogue
 from jobs.connection import budget_for, client_settings
 from jobs.convert import file_versions
 from jobs.progress import Progress
 from jobs.transfers import ChecksumMismatch, Tally, Transfer, fetch_verified
+from jobs.writer import SerialWriter
 from storage import files
 from storage.files import FileBytes, WantedBytes
-
-if TYPE_CHECKING:  # the crawl runs this step with its context
-    from jobs.crawl import CrawlContext
+from storage.mirror import Mirror
 
 log = logging.getLogger("harvester.files")
 
 CATALOGUE = "files/catalogue"
+FOLLOWED = "files"  # meta: the mirror holds the wiki's files, and sync follows them
+
+
+class FilesJob(Protocol):
+    """What the steps here need of a crawl's or a sync's context."""
+
+    client: ApiClient
+    mirror: Mirror
+    writer: SerialWriter
+    transport: httpx.AsyncBaseTransport | None
 
 
 @dataclass
 class FilesSummary:
     versions: int = 0  # versions the catalogue walk stored this run
+    reconciled: int = 0  # files a sync brought up to date
+    removed: int = 0  # distinct contents deleted (no version uses them any more)
     fetched: int = 0  # distinct contents downloaded this run
     tally: Tally = field(default_factory=Tally)
     skipped: list[str] = field(default_factory=list)  # by file name, for the message
@@ -54,8 +66,12 @@ class FilesSummary:
     mismatched: list[str] = field(default_factory=list)
 
     def describe(self) -> str:
-        line = (f"files: {self.fetched:,} downloaded ({self.tally.received / 1e6:,.1f} MB) "
-                f"for {self.versions:,} versions catalogued")
+        line = f"files: {self.fetched:,} downloaded ({self.tally.received / 1e6:,.1f} MB)"
+        if self.versions:
+            line += f" for {self.versions:,} versions catalogued"
+        if self.reconciled:
+            line += f"; {self.reconciled:,} files brought up to date, {self.removed:,} " \
+                "contents removed"
         for label, names in (("skipped as too large", self.skipped),
                              ("missing on the wiki", self.missing),
                              ("refused (not on the wiki's file hosts)", self.refused),
@@ -66,15 +82,29 @@ class FilesSummary:
         return line
 
 
-async def crawl_files(ctx: CrawlContext, settings: Settings) -> FilesSummary:
+async def crawl_files(ctx: FilesJob, settings: Settings) -> FilesSummary:
     summary = FilesSummary()
-    hosts = await file_hosts(ctx.client)
+    await ctx.writer.run(ctx.mirror.set_meta, FOLLOWED, "1")
     await walk_catalogue(ctx, summary)
-    await fetch_contents(ctx, settings, hosts, summary)
+    await fetch_contents(ctx, settings, summary)
     return summary
 
 
-async def walk_catalogue(ctx: CrawlContext, summary: FilesSummary) -> None:
+async def reconcile_files(ctx: FilesJob, titles: set[str], summary: FilesSummary) -> None:
+    """Each file named (by a log event: an upload, a deletion, a move, ...) as the wiki
+    has it now: its versions stored as they are, those gone removed with their bytes.
+    The bytes of new versions come with :func:`fetch_contents`."""
+    current = {}
+    for title in sorted(titles):
+        name = title.split(":", 1)[1].replace(" ", "_")
+        current[name] = file_versions([{"title": title, "imageinfo":
+                                        await every_version(ctx.client, title)}])
+    removed = await ctx.writer.run(files.reconcile_files, ctx.mirror, current)
+    summary.reconciled += len(current)
+    summary.removed += len(removed)
+
+
+async def walk_catalogue(ctx: FilesJob, summary: FilesSummary) -> None:
     await ctx.writer.run(ctx.mirror.create_checkpoints, [(CATALOGUE, None)])
     checkpoint = await ctx.writer.run(ctx.mirror.get_checkpoint, CATALOGUE)
     assert checkpoint is not None
@@ -87,10 +117,10 @@ async def walk_catalogue(ctx: CrawlContext, summary: FilesSummary) -> None:
         summary.versions += len(versions)
 
 
-async def fetch_contents(
-    ctx: CrawlContext, settings: Settings, hosts: set[str], summary: FilesSummary
-) -> None:
+async def fetch_contents(ctx: FilesJob, settings: Settings, summary: FilesSummary) -> None:
     """Every content the mirror lacks, ``settings.concurrency`` at a time."""
+    await ctx.writer.run(files.remove_unused_bytes, ctx.mirror)
+    hosts = await file_hosts(ctx.client)
     progress = Progress("files", total=None, initial=0, quiet=settings.quiet, unit="files")
     try:
         async with AsyncExitStack() as clients:
@@ -105,7 +135,7 @@ async def fetch_contents(
         progress.close()
 
 
-async def list_wanted(ctx: CrawlContext, send: trio.MemorySendChannel[WantedBytes]) -> None:
+async def list_wanted(ctx: FilesJob, send: trio.MemorySendChannel[WantedBytes]) -> None:
     """The contents to fetch, a page of the catalogue at a time."""
     async with send:
         after = ""
@@ -117,7 +147,7 @@ async def list_wanted(ctx: CrawlContext, send: trio.MemorySendChannel[WantedByte
 
 @dataclass
 class Fetcher:
-    ctx: CrawlContext
+    ctx: FilesJob
     settings: Settings
     hosts: set[str]  # scheme://host:port the wiki names for its files
     clients: AsyncExitStack  # closes the clients of other hosts than the API's

@@ -47,10 +47,12 @@ from jobs.balance import Slice, SliceBoard, run_workers
 from jobs.connection import authenticate, budget_for, check_etiquette, client_settings
 from jobs.convert import catalogue_pages, page_record, pages_to_batch, revision_record
 from jobs.crawl import record_bots
+from jobs.files import FOLLOWED, FilesSummary, fetch_contents, reconcile_files
 from jobs.outcome import run_status
 from jobs.streams import format_ts, parse_ts
 from jobs.writer import SerialWriter
 from storage import changes, query
+from storage.files import FILE_NAMESPACE
 from storage.lock import MirrorLock
 from storage.mirror import Mirror
 
@@ -100,12 +102,14 @@ class SyncSummary:
     requests: int = 0
     seconds: float = 0.0
     high_water: str = ""
+    files: FilesSummary | None = None  # when the mirror holds the wiki's files
 
     def describe(self) -> str:
         kinds = ", ".join(f"{n:,} {kind}" for kind, n in sorted(self.applied.items()))
         changes_text = kinds or "no changes"
-        return (f"sync ({self.mode}): {changes_text}; {self.requests:,} requests, "
+        line = (f"sync ({self.mode}): {changes_text}; {self.requests:,} requests, "
                 f"{self.seconds:.1f} s; current as of {self.high_water}")
+        return line if self.files is None else f"{line}\n{self.files.describe()}"
 
 
 @dataclass
@@ -118,6 +122,17 @@ class SyncContext:
     sees_suppressions: bool = False
     bots_refreshed: bool = False
     workers: int = 1  # for the catch-up's walk over time slices
+    transport: httpx.AsyncBaseTransport | None = None  # the tests' stand-in for the network
+    # The mirror's files, when it holds them (crawl --files): the files named by the
+    # log events of the entries being applied, reconciled before the entries are
+    # recorded as applied.
+    files: FilesSummary | None = None
+    file_titles: set[str] = field(default_factory=set)
+    # The namespaces the crawl took (None: all); the walk may take File: too, for files.
+    scope: list[int] | None = None
+
+    def in_scope(self, ns: Any) -> bool:
+        return self.scope is None or ns in self.scope
 
     def count(self, new: int) -> None:
         self.summary.applied["revisions"] += new
@@ -186,12 +201,17 @@ async def run_sync(
             ctx = SyncContext(client, mirror, SerialWriter(directory), SyncSummary(),
                               REVIDS_PER_REQUEST * (10 if "apihighlimits" in rights else 1),
                               sees_suppressions="suppressionlog" in rights,
-                              workers=settings.concurrency)
+                              workers=settings.concurrency, transport=transport,
+                              scope=crawl_namespaces(mirror))
+            if mirror.get_meta(FOLLOWED):
+                ctx.files = ctx.summary.files = FilesSummary()
             run_id = await ctx.writer.run(mirror.start_run, "sync",
                                           {"api": api_url, "high_water": start})
             status = "failed"
             try:
-                await sync_from(ctx, start, crawl_namespaces(mirror))
+                await sync_from(ctx, start)
+                if ctx.files is not None:  # new versions' bytes, and any a killed run left
+                    await fetch_contents(ctx, settings, ctx.files)
                 status = "complete"
             except BaseException as exc:
                 status = run_status(exc)
@@ -230,15 +250,18 @@ def crawl_namespaces(mirror: Mirror) -> list[int] | None:
     return plan.get("namespaces")
 
 
-async def sync_from(ctx: SyncContext, high_water: str, namespaces: list[int] | None) -> None:
+async def sync_from(ctx: SyncContext, high_water: str) -> None:
     start = shifted(high_water, -OVERLAP)
     if not await recentchanges_cover(ctx, high_water):
         ctx.summary.mode = "catch-up, recentchanges expired"
-        await catch_up(ctx, high_water, namespaces)
+        await catch_up(ctx, high_water, ctx.scope)
         return
     ctx.summary.high_water = high_water
+    walked = ctx.scope
+    if walked is not None and ctx.files is not None and FILE_NAMESPACE not in walked:
+        walked = sorted([*walked, FILE_NAMESPACE])  # uploads are logged in File:
     async for entries, _ in walk_recent_changes(
-        ctx.client, start=start, namespaces=namespaces, resume=None
+        ctx.client, start=start, namespaces=walked, resume=None
     ):
         await apply_entries(ctx, entries)
     if ctx.sees_suppressions:
@@ -284,20 +307,27 @@ async def apply_suppressions(ctx: SyncContext, start: str) -> None:
         for event in events:
             if event.get("action") in ("revision", "delete") and event.get("title"):
                 ctx.summary.applied["suppressed"] += 1
-                await reconcile_title(ctx, str(event["title"]), dict(event))
+                if event.get("ns") == FILE_NAMESPACE and ctx.files is not None:
+                    ctx.file_titles.add(str(event["title"]))
+                if ctx.in_scope(event.get("ns")):
+                    await reconcile_title(ctx, str(event["title"]), dict(event))
+        await apply_file_changes(ctx)
 
 
 async def apply_entries(ctx: SyncContext, entries: list[dict[str, Any]]) -> None:
     """Apply one response's worth of recentchanges, then record them as applied."""
     seen = await ctx.writer.run(changes.seen_rcids, ctx.mirror, [e["rcid"] for e in entries])
     fresh = [e for e in entries if e["rcid"] not in seen]
-    revids = [int(e["revid"]) for e in fresh if e.get("type") in ("edit", "new") and e.get("revid")]
-    await fetch_and_store(ctx, revids)
+    edits = [e for e in fresh if e.get("type") in ("edit", "new") and ctx.in_scope(e.get("ns"))]
+    await fetch_and_store(ctx, [int(e["revid"]) for e in edits if e.get("revid")])
     for entry in fresh:
         if entry.get("type") in ("edit", "new"):
+            if not ctx.in_scope(entry.get("ns")):
+                continue
             ctx.summary.applied["edits" if entry["type"] == "edit" else "new pages"] += 1
         elif entry.get("type") == "log":
             await apply_log_event(ctx, entry)
+    await apply_file_changes(ctx)
     if entries:
         newest = max(str(e["timestamp"]) for e in entries)
         ctx.summary.high_water = max(ctx.summary.high_water, newest)
@@ -336,12 +366,23 @@ async def apply_log_event(ctx: SyncContext, entry: dict[str, Any]) -> None:
             log.info("skipping log event %s/%s on %s", *event, entry.get("title"))
         return
     ctx.summary.applied[kind] += 1
-    titles = [str(entry["title"])]
+    titles = [(str(entry["title"]), entry.get("ns"))]
     for key in ("target_title", "dest_title"):  # moves and merges name a second page
         if params.get(key):
-            titles.append(str(params[key]))
-    for title in titles:
-        await reconcile_title(ctx, title, entry)
+            titles.append((str(params[key]), params.get("target_ns")))
+    for title, ns in titles:
+        if ns == FILE_NAMESPACE and ctx.files is not None:
+            ctx.file_titles.add(title)
+        if ctx.in_scope(ns):
+            await reconcile_title(ctx, title, entry)
+
+
+async def apply_file_changes(ctx: SyncContext) -> None:
+    """The files the applied log events named, as the wiki has them now."""
+    if ctx.files is not None and ctx.file_titles:
+        await reconcile_files(ctx, ctx.file_titles, ctx.files)
+        ctx.summary.applied["files"] += len(ctx.file_titles)
+        ctx.file_titles.clear()
 
 
 async def reconcile_title(ctx: SyncContext, title: str, entry: dict[str, Any] | None) -> None:
@@ -386,8 +427,22 @@ async def catch_up(ctx: SyncContext, high_water: str, namespaces: list[int] | No
         await ctx.writer.run(changes.delete_page, ctx.mirror, pageid,
                              {"log": None, "reason": "absent from the wiki at catch-up"})
         ctx.summary.applied["pages deleted"] += 1
+    if ctx.files is not None:
+        await catch_up_files(ctx, shifted(high_water, -OVERLAP))
     ctx.summary.high_water = started_at
     await ctx.writer.run(changes.record_rcids, ctx.mirror, [], started_at)
+
+
+async def catch_up_files(ctx: SyncContext, start: str) -> None:
+    """Without recentchanges, the logs (kept for good) name the files that changed."""
+    async for events, _ in walk_log_events(ctx.client, start=start):
+        for event in events:
+            params = event.get("params") or {}
+            if event.get("ns") == FILE_NAMESPACE and event.get("title"):
+                ctx.file_titles.add(str(event["title"]))
+            if params.get("target_ns") == FILE_NAMESPACE and params.get("target_title"):
+                ctx.file_titles.add(str(params["target_title"]))
+    await apply_file_changes(ctx)
 
 
 async def catch_up_revisions(

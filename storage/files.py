@@ -17,6 +17,7 @@ it again.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Iterator
 from dataclasses import astuple, dataclass, fields
@@ -41,6 +42,8 @@ REFUSED = "refused"  # its URL is on a host the wiki does not name for its files
 MISMATCH = "mismatch"  # it came twice with another SHA-1 than the wiki's
 # What a crawl tries to fetch (again): a new size limit, or a second chance.
 FETCHABLE = (WANTED, SKIPPED, MISMATCH)
+# meta: the SHA-1s whose bytes a committed change made unused, until they are deleted
+PENDING_REMOVAL = "files_to_remove"
 
 FILE_VERSION_COLUMNS = tuple(f.name for f in fields(FileVersionRecord))
 # Numbered parameters: the columns in order, then the state the metadata gives; a
@@ -106,6 +109,48 @@ def write_file_versions(
         conn.executemany(_UPSERT_VERSION, [
             (*astuple(version), version_state(version)) for version in versions])
         mirror.advance_checkpoint(checkpoint, state, done, len(versions))
+
+
+def reconcile_files(mirror: Mirror, current: dict[str, list[FileVersionRecord]]) -> list[str]:
+    """Make the mirror's versions of each file named the ones the wiki shows now (none:
+    the file was deleted or moved away). Versions the wiki no longer shows are removed,
+    and so are the bytes no stored version needs any more, hidden ones included;
+    returns the SHA-1s removed. All files in one transaction: the bytes of a file moved
+    to a new name stay, as the new name's.
+
+    The removal of bytes is recorded in the same transaction as the catalogue's change
+    and done after it: a kill in between leaves the record, and the next call (or
+    :func:`remove_unused_bytes`) finishes it."""
+    remove_unused_bytes(mirror)
+    conn = mirror.db.conn
+    with mirror.transaction():
+        before: set[str] = set()
+        for name, versions in current.items():
+            before |= {row[0] for row in conn.execute(
+                "SELECT sha1 FROM file_versions WHERE name = ? AND sha1 IS NOT NULL", [name])}
+            conn.executemany(_UPSERT_VERSION, [
+                (*astuple(version), version_state(version)) for version in versions])
+            keep = [version.timestamp for version in versions]
+            conn.execute(f"DELETE FROM file_versions WHERE name = ? AND timestamp NOT IN "
+                         f"({', '.join('?' for _ in keep)})", [name, *keep])
+        unused = sorted(sha1 for sha1 in before if not conn.execute(
+            "SELECT 1 FROM file_versions WHERE sha1 = ? LIMIT 1", [sha1]).fetchone())
+        conn.executemany("DELETE FROM file_blobs WHERE sha1 = ?", [(s,) for s in unused])
+        if unused:
+            mirror.set_meta(PENDING_REMOVAL, json.dumps(unused))
+    remove_unused_bytes(mirror)
+    return unused
+
+
+def remove_unused_bytes(mirror: Mirror) -> None:
+    """Delete from DIR/files the bytes a committed change left without a version."""
+    pending = mirror.get_meta(PENDING_REMOVAL)
+    if pending is None:
+        return
+    store = FileBytes(mirror.directory)
+    for sha1 in json.loads(pending):
+        store.download(sha1).remove()
+    mirror.db.conn.execute("DELETE FROM meta WHERE key = ?", [PENDING_REMOVAL])
 
 
 def wanted_bytes(mirror: Mirror, after: str = "", limit: int = 500) -> list[WantedBytes]:

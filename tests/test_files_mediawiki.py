@@ -20,6 +20,7 @@ import wiki_changes
 
 from harvester.config import Settings
 from jobs.crawl import run_crawl
+from jobs.sync import run_sync
 from storage import files
 from storage.mirror import Mirror
 
@@ -37,6 +38,9 @@ class Uploads:
 
     data: dict[str, bytes]
     hidden: list[str]  # labels whose only copies are hidden or deleted on the wiki
+
+    def by_sha1(self) -> dict[str, bytes]:
+        return {sha1(data): data for data in self.data.values()}
 
 
 def write_files(directory: Path, files_by_name: dict[str, bytes]) -> Path:
@@ -70,11 +74,11 @@ def upload_history(wiki: demo_wiki.Wiki, changer: Any, work: Path) -> Uploads:
     demo_wiki.next_second()
     changer.upload("Live.png", data["live2"], "live 2")
     demo_wiki.next_second()
-    archived = {v["sha1"]: v.get("archivename") for v in changer.file_versions("Live.png")}
+    archived = {v.get("sha1"): v.get("archivename") for v in changer.file_versions("Live.png")}
     changer.revert_file("Live.png", archived[sha1(data["live1"])])
-    alpha = {v["sha1"]: v.get("archivename") for v in changer.file_versions("Alpha.png")}
+    alpha = {v.get("sha1"): v.get("archivename") for v in changer.file_versions("Alpha.png")}
     changer.hide_file_version("Alpha.png", alpha[sha1(data["alpha2"])])
-    beta = {v["sha1"]: v.get("archivename") for v in changer.file_versions("Beta.png")}
+    beta = {v.get("sha1"): v.get("archivename") for v in changer.file_versions("Beta.png")}
     changer.delete_file_version("Beta.png", beta[sha1(data["beta1"])])  # Same_as_beta keeps it
     changer.delete("File:Gamma.png")
     return Uploads(data, hidden=["alpha2", "gamma1"])
@@ -102,17 +106,18 @@ def held(mirror_dir: Path) -> set[str]:
     return found
 
 
-def assert_files_equal(mirror_dir: Path, wiki: demo_wiki.Wiki, uploads: Uploads) -> None:
+def assert_files_equal(mirror_dir: Path, wiki: demo_wiki.Wiki, known: dict[str, bytes]) -> None:
     """Every version the wiki has (image, oldimage) is in the mirror: stored with its
     SHA-1, or hidden if its file is; nothing of the file archive is; the bytes held are
-    exactly the visible versions'; no hidden or deleted bytes anywhere in DIR."""
+    exactly the visible versions'; no hidden or deleted bytes (of those in ``known``, by
+    SHA-1) anywhere in DIR."""
     truth = demo_wiki.wiki_file_versions(wiki)
     expected = {(v["name"], v["timestamp"]): ("hidden", None) if v["deleted"] & 1
                 else ("stored", v["sha1"]) for v in truth if v["table"] != "filearchive"}
     assert mirror_versions(mirror_dir) == expected
-    assert held(mirror_dir) == {s for state, s in expected.values() if state == "stored"}
-    secrets = [uploads.data[label] for label in uploads.hidden]
-    assert {sha1(secret) for secret in secrets}.isdisjoint(held(mirror_dir))
+    visible = {s for state, s in expected.values() if state == "stored"}
+    assert held(mirror_dir) == visible
+    secrets = [known[v["sha1"]] for v in truth if v["sha1"] not in visible and v["sha1"] in known]
     for path in mirror_dir.rglob("*"):
         if path.is_file():
             content = path.read_bytes()
@@ -129,7 +134,8 @@ async def test_crawl_files_equals_the_wikis_file_store(
     mirror = tmp_path / "mirror"
     summary = await run_crawl(settings(wiki_server.api_url, mirror))
     assert summary.files is not None
-    assert_files_equal(mirror, wiki_server.wiki, uploads)
+    assert_files_equal(mirror, wiki_server.wiki, uploads.by_sha1())
+    assert {sha1(uploads.data[label]) for label in uploads.hidden}.isdisjoint(held(mirror))
     stored = {s for state, s in mirror_versions(mirror).values() if state == "stored"}
     # every distinct content fetched once, whatever the versions and names that share it
     assert summary.files.fetched == len(stored)
@@ -210,3 +216,54 @@ def test_the_file_command_writes_a_version_and_files_lists_them(
                            capture_output=True, text=True, check=True, cwd=ROOT)
     line = next(line for line in stats.stdout.splitlines() if line.startswith("files "))
     assert "5 files, 9 versions" in line, line
+
+
+async def test_sync_follows_every_kind_of_file_change(
+        wiki_server: demo_wiki.WikiServer, changer: Any, tmp_path: Path) -> None:
+    wiki = wiki_server.wiki
+    uploads = upload_history(wiki, changer, tmp_path / "uploads")
+    mirror = tmp_path / "mirror"
+    await run_crawl(settings(wiki_server.api_url, mirror))
+    known = uploads.by_sha1()
+
+    def new_bytes(label: str) -> bytes:
+        data = demo_wiki.png_image(30 + len(known) % 50, 12, label)
+        known[sha1(data)] = data
+        return data
+
+    def archived(name: str, label: str) -> str:
+        by_sha1 = {v.get("sha1"): v.get("archivename") for v in changer.file_versions(name)}
+        return str(by_sha1[sha1(uploads.data.get(label) or labelled[label])])
+
+    labelled: dict[str, bytes] = {}
+    steps: list[tuple[str, Any]] = [
+        ("a live upload", lambda: changer.upload("New.png", labelled.setdefault(
+            "new1", new_bytes("new1")), "new 1")),
+        ("a new version", lambda: changer.upload("New.png", labelled.setdefault(
+            "new2", new_bytes("new2")), "new 2")),
+        ("a revert", lambda: changer.revert_file("New.png", archived("New.png", "new1"))),
+        ("an old version hidden", lambda: changer.hide_file_version(
+            "Alpha.png", archived("Alpha.png", "alpha1"))),
+        ("an old version deleted", lambda: changer.delete_file_version(
+            "Live.png", archived("Live.png", "live2"))),
+        ("a move", lambda: changer.move("File:Notes.txt", "File:Moved notes.txt",
+                                        leave_redirect=False)),
+        ("a file deleted", lambda: changer.delete("File:Same as beta.png")),
+        ("a file undeleted", lambda: changer.undelete("File:Same as beta.png")),
+        ("an import", lambda: demo_wiki.import_images(
+            wiki, write_files(tmp_path / "import", {"Imported.png": new_bytes("imported")}),
+            user="Admin", summary="imported")),
+    ]
+    for label, change in steps:
+        demo_wiki.next_second()  # one new version of a file a second
+        change()
+        summary = await run_sync(Settings(mirror=str(mirror), quiet=True,
+                                          max_requests_per_second=0,
+                                          max_requests_per_minute=0))
+        assert summary.files is not None, label
+        try:
+            assert_files_equal(mirror, wiki, known)
+        except AssertionError as exc:
+            raise AssertionError(f"after {label}: {exc}") from exc
+    # the move kept its bytes: nothing fetched again for it
+    assert "Moved_notes.txt" in {name for name, _ in mirror_versions(mirror)}
