@@ -137,9 +137,12 @@ def build_parser() -> argparse.ArgumentParser:
     export = commands.add_parser(
         "export", help="write the mirror's revisions as JSON lines, MediaWiki XML or Parquet")
     add_common(export)
-    export.add_argument("--format", choices=["jsonl", "xml", "parquet"], default="jsonl",
-                        help="jsonl (default), xml (MediaWiki export schema 0.11) or parquet "
-                        "(a directory of files, columns named as Wikimedia's content history)")
+    export.add_argument("--format", choices=["jsonl", "xml", "parquet", "files"],
+                        default="jsonl",
+                        help="jsonl (default), xml (MediaWiki export schema 0.11), parquet "
+                        "(a directory of files, columns named as Wikimedia's content history) "
+                        "or files (each file's current version, with index.jsonl and "
+                        "attribution.txt, into a directory)")
     export.add_argument("--output", "-o", metavar="FILE",
                         help="default: standard output; .gz, .bz2, .xz, .zst compress "
                         "(parquet: a directory, required)")
@@ -356,7 +359,8 @@ def command_export(args: argparse.Namespace) -> int:
     selection = selection_from(settings, args.titles, args.since, args.until)
     count = run_export(settings, args.format, args.output, selection)
     if not settings.quiet and args.output not in (None, "-"):
-        print(f"exported {count:,} revisions to {args.output}", file=sys.stderr)
+        what = "files" if args.format == "files" else "revisions"
+        print(f"exported {count:,} {what} to {args.output}", file=sys.stderr)
     return EXIT_OK
 
 

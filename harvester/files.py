@@ -13,7 +13,10 @@ from harvester.walkers import Chunk, query_list
 
 # Every field a version has; the hidden ones come back as flags (filehidden, ...).
 IMAGEINFO_PROPS = "timestamp|user|userid|comment|size|dimensions|sha1|mime|mediatype|url" \
-    "|archivename"
+    "|archivename|extmetadata"
+# Of the extended metadata (CommonsMetadata and the like), what attribution needs.
+EXTMETADATA = ("LicenseShortName", "LicenseUrl", "License", "UsageTerms", "Artist", "Credit",
+               "AttributionRequired", "Copyrighted", "Restrictions")
 
 
 # The smallest iilimit "max" can be (500; 5,000 with apihighlimits), for an answer that
@@ -27,6 +30,7 @@ def file_catalogue_params() -> dict[str, Any]:
     return {
         "action": "query", "generator": "allimages", "gailimit": "max",
         "prop": "imageinfo", "iiprop": IMAGEINFO_PROPS, "iilimit": "max",
+        "iiextmetadatafilter": "|".join(EXTMETADATA),
     }
 
 
@@ -53,7 +57,8 @@ async def walk_file_catalogue(client: ApiClient, resume: Continue | None) -> Asy
 async def every_version(client: ApiClient, title: str) -> list[dict[str, Any]]:
     """All versions of one file, newest first, over as many answers as it takes."""
     params = {"action": "query", "titles": title, "prop": "imageinfo",
-              "iiprop": IMAGEINFO_PROPS, "iilimit": "max"}
+              "iiprop": IMAGEINFO_PROPS, "iilimit": "max",
+              "iiextmetadatafilter": "|".join(EXTMETADATA)}
     versions: list[dict[str, Any]] = []
     async for response, _ in iterate_query(client, params):
         for page in query_list(response, "pages"):

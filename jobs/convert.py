@@ -13,6 +13,7 @@ missing or of the wrong type is stored as unknown (NULL), never guessed.
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import datetime
 from typing import Any
@@ -219,5 +220,15 @@ def file_version(name: str, info: Any) -> FileVersionRecord:
         sha1=None if filehidden or sha1 is None or not SHA1_HEX.fullmatch(sha1) else sha1,
         url=None if filehidden else _str(info.get("url")),
         filehidden=filehidden, userhidden=userhidden, commenthidden=commenthidden,
-        suppressed=_flag(info, "suppressed"),
+        suppressed=_flag(info, "suppressed"), extmetadata=_extmetadata(info.get("extmetadata")),
     )
+
+
+def _extmetadata(value: Any) -> str | None:
+    """``{"LicenseShortName": {"value": ..., "source": ...}, ...}`` as ``{name: value}``
+    (JSON), the values as given (strings, some of them HTML)."""
+    if not isinstance(value, dict):
+        return None
+    found = {str(key): field["value"] for key, field in value.items()
+             if isinstance(field, dict) and isinstance(field.get("value"), (str, int, float))}
+    return json.dumps(found, ensure_ascii=False, sort_keys=True) if found else None

@@ -34,14 +34,16 @@ import zstandard
 from harvester.config import Settings
 from harvester.errors import ConfigError
 from jobs.progress import Progress
-from storage import attribution
+from storage import attribution, files
 from storage.errors import is_disk_full
+from storage.export_files import write_files
 from storage.export_jsonl import write_jsonl
 from storage.export_xml import write_xml
 from storage.mirror import Mirror
 from storage.selection import Selection
 
 WRITERS = {"jsonl": write_jsonl, "xml": write_xml}
+DIRECTORY_FORMATS = ("parquet", "files")
 # The names a stream format's file may have, before any compression suffix.
 FORMAT_SUFFIXES = {"jsonl": (".jsonl", ".json", ".ndjson"), "xml": (".xml",)}
 COMPRESSION_SUFFIXES = (".gz", ".bz2", ".xz", ".zst")
@@ -58,13 +60,17 @@ Compressor = Callable[[BinaryIO], BinaryIO]
 def run_export(settings: Settings, fmt: str, output: str | None,
                selection: Selection | None = None) -> int:
     """Write the export; returns the number of revisions written."""
-    assert settings.mirror is not None and (fmt in WRITERS or fmt == "parquet")
+    assert settings.mirror is not None and (fmt in WRITERS or fmt in DIRECTORY_FORMATS)
     selection = selection or selection_from(settings)
-    if fmt == "parquet" and output in (None, "-"):
-        raise ConfigError("--format parquet writes a directory of files: give it with --output DIR")
-    if output not in (None, "-") and fmt != "parquet":
+    if fmt in DIRECTORY_FORMATS and output in (None, "-"):
+        raise ConfigError(f"--format {fmt} writes a directory of files: give it with "
+                          "--output DIR")
+    if output not in (None, "-") and fmt not in DIRECTORY_FORMATS:
         check_output_name(output, fmt)
     with Mirror.open(Path(settings.mirror), create=False) as mirror:
+        if fmt == "files":
+            assert output is not None
+            return export_files(mirror, Path(output), bool(settings.quiet))
         total = mirror.count_revisions(selection)
         # A bar on a terminal only: an export is a one-off, not a cron job to log.
         quiet = bool(settings.quiet) or not sys.stderr.isatty()
@@ -104,6 +110,18 @@ def export_parquet(mirror: Mirror, directory: Path, selection: Selection,
         count, _ = write_parquet(mirror, directory, selection, progress=progress.advance)
         write_attribution(mirror, notes, selection)
     return count
+
+
+def export_files(mirror: Mirror, directory: Path, quiet: bool) -> int:
+    """The current version of each file into DIR, with an index and the attribution;
+    returns the number of files written."""
+    total = files.file_counts(mirror)["files"]
+    progress = Progress("export files", total=total, initial=0, unit="files",
+                        quiet=quiet or not sys.stderr.isatty())
+    try:
+        return write_files(mirror, directory, progress.advance)
+    finally:
+        progress.close()
 
 
 def selection_from(

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from harvester.errors import ConfigError
-from storage import attribution, files, query, search
+from storage import attribution, file_attribution, files, query, search
 from storage.errors import InvalidQueryError
 from storage.mirror import Mirror
 from storage.query import PageRow
@@ -296,25 +296,53 @@ def run_attribution(
     fmt: str,
     exclude_bots: bool,
 ) -> int:
-    """Attribution lines for the titled pages (or all); a warning when the licence is unknown."""
+    """Attribution lines for the titled pages and files (or all); a warning when the
+    licence is unknown."""
     if bool(titles) == every_page:
         raise ReadUsageError("give page TITLEs, or --all")
     with reading(directory) as mirror:
         site = attribution.load_site(mirror)
         # Looked up first, so a mistyped title fails before anything is printed.
-        pageids = ([query.find_page(mirror, t).pageid for t in titles] if titles
-                   else list(attribution.exported_pageids(mirror)))  # fmt: skip
+        if titles:
+            targets = [attribution_target(mirror, title) for title in titles]
+        else:
+            targets = [*((PAGE, p) for p in attribution.exported_pageids(mirror)),
+                       *((FILE, n) for n in files.file_names(mirror))]
         if not site.licence_known and fmt != "json":  # JSON carries it in a field
             print(f"harvester: warning: {attribution.UNKNOWN_LICENCE_WARNING}", file=sys.stderr)
-        found = (attribution.page_attribution(mirror, site, p, exclude_bots=exclude_bots)
-                 for p in pageids)  # fmt: skip
+
+        def credits() -> Iterator[tuple[Any, Any]]:
+            for kind, target in targets:
+                if kind == FILE:
+                    found = file_attribution.file_attribution(mirror, site, str(target))
+                    if found.warning and fmt != "json":
+                        print(f"harvester: warning: {found.title}: {found.warning}",
+                              file=sys.stderr)
+                    yield file_attribution, found
+                else:
+                    yield attribution, attribution.page_attribution(
+                        mirror, site, int(target), exclude_bots=exclude_bots)
+
         if fmt == "json":
-            return write_json_list(out, (attribution.to_json(f, site) for f in found))
+            return write_json_list(out, (kind.to_json(f, site) for kind, f in credits()))
         count = 0
-        for one in found:
-            out.write(attribution.FORMATTERS[fmt](one, site) + "\n")
+        for kind, one in credits():
+            out.write(kind.FORMATTERS[fmt](one, site) + "\n")
             count += 1
         return count
+
+
+PAGE, FILE = "page", "file"
+
+
+def attribution_target(mirror: Mirror, title: str) -> tuple[str, int | str]:
+    """A title's file, when it names one the mirror holds, else its page."""
+    ns, full = query.title_parser(mirror).parse(title)
+    if ns == files.FILE_NAMESPACE:
+        name = full.split(":", 1)[1].replace(" ", "_")
+        if files.file_versions(mirror, name):
+            return FILE, name
+    return PAGE, query.find_page(mirror, title).pageid
 
 
 # -- files ------------------------------------------------------------------------
@@ -341,7 +369,7 @@ def run_file(directory: str, title: str, *, at: str | None, output: str | None,
     with ``as_json`` its metadata on standard output instead (and the bytes only to
     ``output``)."""
     with reading(directory) as mirror:
-        name = file_name(mirror, title)
+        name = query.file_name(mirror, title)
         version = files.version_at(mirror, name, None if at is None else parse_timestamp(at))
         if as_json:
             json.dump(version, sys.stdout, ensure_ascii=False)
@@ -355,11 +383,3 @@ def run_file(directory: str, title: str, *, at: str | None, output: str | None,
             else:
                 shutil.copyfile(path, output)
     return version
-
-
-def file_name(mirror: Mirror, title: str) -> str:
-    """A file's name as the wiki keys it, from a title with or without ``File:``."""
-    ns, full = query.title_parser(mirror).parse(title, default_ns=files.FILE_NAMESPACE)
-    if ns != files.FILE_NAMESPACE:
-        raise ReadUsageError(f"{title!r} is not a file's title")
-    return full.split(":", 1)[1].replace(" ", "_")

@@ -200,6 +200,12 @@ def iter_files(mirror: Mirror) -> Iterator[dict[str, Any]]:
         yield dict(zip(names, row, strict=True))
 
 
+def file_names(mirror: Mirror) -> Iterator[str]:
+    """Every file's name, in order."""
+    for (name,) in mirror.db.conn.execute("SELECT DISTINCT name FROM file_versions ORDER BY name"):
+        yield name
+
+
 def file_versions(mirror: Mirror, name: str) -> list[dict[str, Any]]:
     """Every version of one file, newest first."""
     cursor = mirror.db.conn.execute(

@@ -14,8 +14,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import NotInMirrorError, TextHiddenError
-from .files import file_counts
+from .errors import InvalidQueryError, NotInMirrorError, TextHiddenError
+from .files import FILE_NAMESPACE, file_counts
 from .mirror import DB_NAME, Mirror
 from .selection import namespace_list
 from .stored import REVISION_COLUMNS, SLOT_COLUMNS, StoredRevision, stored_revision
@@ -47,6 +47,15 @@ def _page_row(row: tuple[Any, ...]) -> PageRow:
 
 def title_parser(mirror: Mirror) -> TitleParser:
     return TitleParser.from_db(mirror.db.conn)
+
+
+def file_name(mirror: Mirror, title: str) -> str:
+    """A file's name as the wiki keys it (underscores), from a title with or without the
+    File: namespace; InvalidQueryError when the title is of another namespace."""
+    ns, full = title_parser(mirror).parse(title, default_ns=FILE_NAMESPACE)
+    if ns != FILE_NAMESPACE:
+        raise InvalidQueryError(f"{title!r} is not a file's title")
+    return full.split(":", 1)[1].replace(" ", "_")
 
 
 def find_page(mirror: Mirror, title: str) -> PageRow:

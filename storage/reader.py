@@ -24,7 +24,7 @@ from typing import Any
 
 import sqlite_utils
 
-from . import query, search
+from . import files, query, search
 from .errors import NotInMirrorError, StorageError, TextHiddenError
 from .mirror import Mirror
 from .query import PageRow
@@ -151,6 +151,29 @@ class MirrorReader:
                 f"the search index of {self._mirror.directory} is behind the mirror by "
                 f"{behind:,} pages: run `harvester search` once to bring it up to date")
         return list(search.search(self._mirror, text, ns=ns, limit=limit))
+
+    def files(self) -> Iterator[dict[str, Any]]:
+        """Each file with its current version, its count of versions and their bytes."""
+        return files.iter_files(self._mirror)
+
+    def file_versions(self, title: str) -> list[dict[str, Any]]:
+        """Every version of a file (``File:`` may be left out), newest first, with its
+        ``state``: ``stored`` when its bytes are in the mirror."""
+        return files.file_versions(self._mirror, query.file_name(self._mirror, title))
+
+    def file_path(self, title: str, at: str | date | None = None) -> Path:
+        """Where the bytes of a file's current version (or the one current ``at``) are:
+        to open, stream or copy. StorageError when the mirror has none (hidden, skipped,
+        or not a file)."""
+        name = query.file_name(self._mirror, title)
+        when = _iso(at)
+        version = files.version_at(self._mirror, name,
+                                   None if when is None else parse_timestamp(when))
+        return files.version_bytes_path(self._mirror, version)
+
+    def file_bytes(self, title: str, at: str | date | None = None) -> bytes:
+        """The bytes of file_path(), read whole: for small files."""
+        return self.file_path(title, at).read_bytes()
 
     def stats(self) -> dict[str, Any]:
         return query.mirror_stats(self._mirror)

@@ -114,3 +114,6 @@ class FileVersionRecord:
     userhidden: bool = False
     commenthidden: bool = False
     suppressed: bool = False
+    # The file's own licence and credit as the wiki's extended metadata gives them
+    # (JSON: LicenseShortName, LicenseUrl, Artist, Credit, ...), when it has them.
+    extmetadata: str | None = None

@@ -136,6 +136,7 @@ CREATE TABLE file_versions (
     userhidden INTEGER,
     commenthidden INTEGER,
     suppressed INTEGER,
+    extmetadata TEXT,
     state TEXT NOT NULL,
     PRIMARY KEY (name, timestamp)
 ) WITHOUT ROWID;

@@ -50,6 +50,7 @@ class FakeFileVersion:
     hidden: bool = False  # the file itself revision-deleted
     url: str | None = None  # where imageinfo says it is (default: on the wiki's host)
     sha1: str | None = None  # what imageinfo says it is (default: of data)
+    metadata: dict[str, str] | None = None  # extmetadata values (CommonsMetadata)
 
 
 @dataclass
@@ -197,6 +198,9 @@ class FakeWiki:
                 else:
                     info |= {"sha1": version.sha1 or hashlib.sha1(version.data).hexdigest(),
                              "url": self.version_url(file, index)}
+                    if version.metadata is not None:
+                        info["extmetadata"] = {k: {"value": v, "source": "commons-desc-page"}
+                                               for k, v in version.metadata.items()}
                 if index != len(file.versions) - 1:
                     info["archivename"] = f"{version.timestamp}!{file.name}"
                 infos.append(info)

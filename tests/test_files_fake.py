@@ -13,6 +13,8 @@ import trio
 from harvester.config import Settings
 from jobs.crawl import CrawlSummary, run_crawl
 from storage import files
+from storage.attribution import load_site
+from storage.file_attribution import FROM_METADATA, FROM_WIKI, file_attribution, format_text
 from storage.files import FileBytes
 from storage.mirror import Mirror
 from tests.fakewiki import FakeFile, FakeFileVersion, FakeWiki, make_pages
@@ -207,3 +209,26 @@ def test_a_file_with_more_versions_than_one_answer_gives_is_asked_for_alone(
         v.timestamp for v in wiki.files[0].versions]
     alone = [p for _, p, _ in wiki.requests if p.get("titles") == "File:Logo.png"]
     assert len(alone) == 2  # 4 versions, 2 an answer
+
+
+def test_a_files_own_licence_comes_from_its_extended_metadata(tmp_path: Path) -> None:
+    wiki = wiki_with_files()
+    wiki.files[2].versions[0].metadata = {
+        "LicenseShortName": "CC BY 4.0", "LicenseUrl": "https://creativecommons.org/licenses/by/4.0",
+        "Artist": '<a href="//x.test/wiki/User:Map_maker">Map &amp; maker</a>',
+        "Credit": "<span>Own work</span>", "AttributionRequired": "true",
+    }
+    crawl(wiki, tmp_path / "m")
+    with Mirror.open(tmp_path / "m", create=False) as mirror:
+        site = load_site(mirror)
+        found = file_attribution(mirror, site, "Big_map.png")
+        other = file_attribution(mirror, site, "Logo.png")
+    assert (found.licence_name, found.licence_url, found.licence_source) == (
+        "CC BY 4.0", "https://creativecommons.org/licenses/by/4.0", FROM_METADATA)
+    assert (found.artist, found.credit, found.attribution_required) == (
+        "Map & maker", "Own work", True)
+    assert found.warning is None
+    assert "Map & maker" in format_text(found, site) and "CC BY 4.0" in format_text(found, site)
+    # no metadata and no description page: the wiki's licence, with a warning
+    assert other.licence_source == FROM_WIKI and other.warning
+    assert other.uploaders == ["Alice"]

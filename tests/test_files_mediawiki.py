@@ -189,33 +189,64 @@ def wait_for(condition: Any, process: subprocess.Popen[bytes] | None,
         time.sleep(0.01)
 
 
-def test_the_file_command_writes_a_version_and_files_lists_them(
+def test_reading_files_attribution_export_and_python_api(
         wiki_server: demo_wiki.WikiServer, changer: Any, tmp_path: Path) -> None:
+    import harvester
+
     uploads = upload_history(wiki_server.wiki, changer, tmp_path / "uploads")
+    changer.edit("File:Alpha.png", "A picture.\n{{cc-by-sa-4.0}}\n[[Category:GFDL]]", "licence")
+    wiki_changes.add_settings(wiki_server.wiki, '$wgRightsText = "Wiki Licence 1.0";')
     mirror = tmp_path / "mirror"
-    harvester = [sys.executable, "-m", "harvester"]
-    subprocess.run([*harvester, "crawl", wiki_server.api_url, "--mirror", str(mirror),
-                    "--files", "--quiet", "--max-rps", "0"], check=True, cwd=ROOT)
+    harvester_cli = [sys.executable, "-m", "harvester"]
+
+    def run(*args: str, code: int = 0) -> subprocess.CompletedProcess[str]:
+        done = subprocess.run([*harvester_cli, *args, "--mirror", str(mirror)],
+                              capture_output=True, text=True, cwd=ROOT)
+        assert done.returncode == code, done.stderr
+        return done
+
+    run("crawl", wiki_server.api_url, "--files", "--quiet", "--max-rps", "0")
     out = tmp_path / "alpha.png"
     for at, label in (("2024-01-01T12:00:00Z", "alpha1"), (None, "alpha3")):
-        when = ["--at", at] if at else []
-        subprocess.run([*harvester, "file", "File:Alpha.png", "--mirror", str(mirror),
-                        "--output", str(out), *when], check=True, cwd=ROOT)
+        run("file", "File:Alpha.png", "--output", str(out), *(["--at", at] if at else []))
         assert out.read_bytes() == uploads.data[label]
-    hidden = subprocess.run([*harvester, "file", "Alpha.png", "--mirror", str(mirror),
-                             "--at", "2024-01-02T12:00:00Z", "-o", str(out)],
-                            capture_output=True, text=True, cwd=ROOT)
-    assert hidden.returncode == 9 and "hidden" in hidden.stderr
-    listing = subprocess.run([*harvester, "files", "--mirror", str(mirror), "--json"],
-                             capture_output=True, text=True, check=True, cwd=ROOT)
-    rows = {row["name"]: row for row in json.loads(listing.stdout)}
+    hidden = run("file", "Alpha.png", "--at", "2024-01-02T12:00:00Z", "-o", str(out), code=9)
+    assert "hidden" in hidden.stderr
+    rows = {row["name"]: row for row in json.loads(run("files", "--json").stdout)}
     assert set(rows) == {"Alpha.png", "Beta.png", "Same_as_beta.png", "Notes.txt", "Live.png"}
     assert (rows["Alpha.png"]["versions"], rows["Live.png"]["versions"]) == (3, 3)
     assert rows["Notes.txt"]["mime"] == "text/plain"
-    stats = subprocess.run([*harvester, "stats", "--mirror", str(mirror)],
-                           capture_output=True, text=True, check=True, cwd=ROOT)
-    line = next(line for line in stats.stdout.splitlines() if line.startswith("files "))
+    line = next(line for line in run("stats").stdout.splitlines() if line.startswith("files "))
     assert "5 files, 9 versions" in line, line
+
+    # attribution: the description page's licence templates, else the wiki's with a warning
+    credit = run("attribution", "File:Alpha.png", "File:Beta.png", "--format", "json")
+    alpha, beta = json.loads(credit.stdout)
+    assert alpha["licence"] == {"name": "cc-by-sa-4.0, GFDL", "url": None,
+                                "source": "the description page"}
+    assert alpha["uploaders"] == ["Admin"] and "Admin" in alpha["authors"]
+    assert beta["licence"]["name"] == "Wiki Licence 1.0" and beta["warning"]
+    text = run("attribution", "File:Beta.png")
+    assert "Wiki Licence 1.0" in text.stdout and "File:Beta.png" in text.stderr
+
+    # export --format files: the current versions, an index, the attribution
+    exported = tmp_path / "files-export"
+    run("export", "--format", "files", "--output", str(exported), "--quiet")
+    index = [json.loads(x) for x in (exported / "index.jsonl").read_text().splitlines()]
+    assert [entry["name"] for entry in index] == sorted(rows)
+    assert (exported / "Alpha.png").read_bytes() == uploads.data["alpha3"]
+    assert index[0]["licence"]["name"] == "cc-by-sa-4.0, GFDL"
+    for entry in index:
+        assert sha1((exported / entry["path"]).read_bytes()) == entry["sha1"]
+    assert len((exported / "attribution.txt").read_text().splitlines()) == 2 + len(index)
+
+    # the same through the Python API
+    with harvester.open_mirror(mirror) as m:
+        assert m.file_bytes("Alpha.png", at="2024-01-01T12:00:00Z") == uploads.data["alpha1"]
+        assert m.file_path("File:Live.png").read_bytes() == uploads.data["live1"]
+        assert [v["state"] for v in m.file_versions("Alpha.png")] == [
+            "stored", "hidden", "stored"]
+        assert sorted(f["name"] for f in m.files()) == sorted(rows)
 
 
 async def test_sync_follows_every_kind_of_file_change(
