@@ -156,6 +156,9 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--until", metavar="TIME", help="only revisions saved before TIME")
     export.add_argument("--current-only", action="store_true", default=None,
                         help="only the latest revision of each page (before --until)")
+    export.add_argument("--uploads", action="store_true",
+                        help="xml: each file description page with its file's versions, "
+                        "bytes included (as dumpBackup.php --uploads --include-files)")
     add_read_commands(commands)
     add_import_dump(commands)
     add_bootstrap(commands)
@@ -357,7 +360,7 @@ def command_export(args: argparse.Namespace) -> int:
 
     settings = settings_from(args)
     selection = selection_from(settings, args.titles, args.since, args.until)
-    count = run_export(settings, args.format, args.output, selection)
+    count = run_export(settings, args.format, args.output, selection, uploads=args.uploads)
     if not settings.quiet and args.output not in (None, "-"):
         what = "files" if args.format == "files" else "revisions"
         print(f"exported {count:,} {what} to {args.output}", file=sys.stderr)

@@ -34,7 +34,8 @@ import zstandard
 from harvester.config import Settings
 from harvester.errors import ConfigError
 from jobs.progress import Progress
-from storage import attribution, files
+from storage import attribution, file_attribution
+from storage import files as mirror_files
 from storage.errors import is_disk_full
 from storage.export_files import write_files
 from storage.export_jsonl import write_jsonl
@@ -58,8 +59,11 @@ Compressor = Callable[[BinaryIO], BinaryIO]
 
 
 def run_export(settings: Settings, fmt: str, output: str | None,
-               selection: Selection | None = None) -> int:
-    """Write the export; returns the number of revisions written."""
+               selection: Selection | None = None, *, uploads: bool = False) -> int:
+    """Write the export; returns the number of revisions written. ``uploads``: the
+    files' versions too, in the XML (as dumpBackup.php --uploads --include-files)."""
+    if uploads and fmt != "xml":
+        raise ConfigError("--uploads goes with --format xml (files: --format files)")
     assert settings.mirror is not None and (fmt in WRITERS or fmt in DIRECTORY_FORMATS)
     selection = selection or selection_from(settings)
     if fmt in DIRECTORY_FORMATS and output in (None, "-"):
@@ -79,20 +83,23 @@ def run_export(settings: Settings, fmt: str, output: str | None,
             if fmt == "parquet":
                 assert output is not None
                 return export_parquet(mirror, Path(output), selection, progress)
-            return export_stream(mirror, fmt, output, selection, progress, quiet)
+            return export_stream(mirror, fmt, output, selection, progress, quiet, uploads)
         finally:
             progress.close()
 
 
 def export_stream(mirror: Mirror, fmt: str, output: str | None, selection: Selection,
-                  progress: Progress, quiet: bool) -> int:
+                  progress: Progress, quiet: bool, uploads: bool = False) -> int:
     count = 0  # stays 0 if a reader closes standard output early
     # The attribution file is renamed first, and only if the export completes:
     # leaving the export's block removes both partial files on failure.
     with open_output(output) as out, _attribution_output(output, quiet) as notes:
-        count = WRITERS[fmt](mirror, out, selection, progress=progress.advance)
+        if uploads:
+            count = write_xml(mirror, out, selection, progress=progress.advance, uploads=True)
+        else:
+            count = WRITERS[fmt](mirror, out, selection, progress=progress.advance)
         if notes is not None:
-            write_attribution(mirror, notes, selection)
+            write_attribution(mirror, notes, selection, files=uploads)
     return count
 
 
@@ -115,7 +122,7 @@ def export_parquet(mirror: Mirror, directory: Path, selection: Selection,
 def export_files(mirror: Mirror, directory: Path, quiet: bool) -> int:
     """The current version of each file into DIR, with an index and the attribution;
     returns the number of files written."""
-    total = files.file_counts(mirror)["files"]
+    total = mirror_files.file_counts(mirror)["files"]
     progress = Progress("export files", total=total, initial=0, unit="files",
                         quiet=quiet or not sys.stderr.isatty())
     try:
@@ -183,8 +190,10 @@ def _attribution_output(output: str | None, quiet: bool) -> Iterator[TextIO | No
         yield notes
 
 
-def write_attribution(mirror: Mirror, out: TextIO, selection: Selection | None = None) -> int:
-    """The licence, then one line per exported page; returns the number of pages."""
+def write_attribution(mirror: Mirror, out: TextIO, selection: Selection | None = None,
+                      *, files: bool = False) -> int:
+    """The licence, then one line per exported page (and with ``files``, per file whose
+    description page is exported); returns the number of pages."""
     site = attribution.load_site(mirror)
     out.write(f"Attribution for the pages of {site.sitename or 'the wiki'}"
               f" ({site.server or 'server unknown'}) in this export.\n")  # fmt: skip
@@ -197,6 +206,10 @@ def write_attribution(mirror: Mirror, out: TextIO, selection: Selection | None =
         found = attribution.page_attribution(mirror, site, pageid)
         out.write(attribution.format_text(found, site) + "\n")
         count += 1
+        name = found.title.split(":", 1)[-1].replace(" ", "_")
+        if files and mirror_files.file_versions(mirror, name):
+            credit = file_attribution.file_attribution(mirror, site, name)
+            out.write(file_attribution.format_text(credit, site) + "\n")
     return count
 
 

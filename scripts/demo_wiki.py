@@ -296,7 +296,8 @@ $wgDBservers = [ [
 """
 
 
-def import_xml(wiki: Wiki, xml_path: Path, *, refresh_links: bool = True) -> None:
+def import_xml(wiki: Wiki, xml_path: Path, *, refresh_links: bool = True,
+               uploads: bool = False) -> None:
     """Import an export-format XML file and bring the site statistics up to date.
 
     Contributor names are kept when a local account of that name exists (ids
@@ -305,11 +306,13 @@ def import_xml(wiki: Wiki, xml_path: Path, *, refresh_links: bool = True) -> Non
     ``--no-updates`` makes the import about twice as fast but leaves the link
     tables empty; ``refresh_links`` rebuilds them from the current revisions,
     which categorymembers, backlinks and the "articles" count rely on.
+    ``uploads``: the files' versions in the XML too (``<upload>``, bytes included).
     """
     fast = wiki.directory / "ImportSettings.php"
     fast.write_text(_FAST_WRITES, encoding="utf-8")
     try:
-        _php(wiki, "importDump.php", ["--no-updates", str(xml_path.resolve())], config=fast)
+        options = ["--no-updates", *(["--uploads"] if uploads else [])]
+        _php(wiki, "importDump.php", [*options, str(xml_path.resolve())], config=fast)
         if refresh_links:
             _php(wiki, "refreshLinks.php", [], config=fast)
     finally:

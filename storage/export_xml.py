@@ -13,6 +13,7 @@ Everything streams from one cursor, page after page; memory stays flat.
 
 from __future__ import annotations
 
+import base64
 import functools
 import html
 import ipaddress
@@ -21,6 +22,7 @@ from collections.abc import Callable
 from typing import Any, TextIO
 
 from .export_jsonl import PROGRESS_EVERY
+from .files import FILE_NAMESPACE, STORED, FileBytes, file_versions
 from .mirror import Mirror
 from .selection import Selection
 from .stored import StoredRevision, StoredSlot
@@ -44,6 +46,7 @@ _DEFAULT_FORMATS = {
 }  # fmt: skip
 
 ProgressCallback = Callable[[int], None]
+BASE64_CHUNK = 3 << 18  # a multiple of 3: the chunks' encodings join into one
 
 
 def write_xml(
@@ -52,9 +55,13 @@ def write_xml(
     selection: Selection | None = None,
     *,
     progress: ProgressCallback | None = None,
+    uploads: bool = False,
 ) -> int:
-    """Write the export to ``out``; returns the number of revisions written."""
-    writer = _XmlWriter(mirror, out)
+    """Write the export to ``out``; returns the number of revisions written. With
+    ``uploads``, each file description page is followed by its file's versions, bytes
+    included, as ``dumpBackup.php --uploads --include-files`` writes them (and
+    ``importDump.php --uploads`` reads them)."""
+    writer = _XmlWriter(mirror, out, uploads=uploads)
     out.write(site_header(mirror))
     count = pending = 0
     for rev in mirror.iter_revisions(selection):
@@ -153,9 +160,11 @@ def _namespaces(namespaces: dict[str, dict[str, Any]]) -> str:
 class _XmlWriter:
     """Writes revisions, opening and closing ``<page>`` around each page's run."""
 
-    def __init__(self, mirror: Mirror, out: TextIO) -> None:
+    def __init__(self, mirror: Mirror, out: TextIO, *, uploads: bool = False) -> None:
         self.mirror = mirror
         self.out = out
+        self.uploads = uploads
+        self.file_name: str | None = None  # of the page open, when it describes a file
         self.titles = _TitleNormaliser(mirror)
         self.pageid: int | None = None
         # The previous revision of the page and its slots' (sha1, origin): a slot
@@ -169,13 +178,22 @@ class _XmlWriter:
             self.close_page()
             self.out.write(self._page_header(rev))
             self.pageid = rev.pageid
+            if rev.ns == FILE_NAMESPACE and rev.title and ":" in rev.title:
+                self.file_name = rev.title.split(":", 1)[1].replace(" ", "_")
         self.out.write(self._revision(rev))
         self.prev_revid = rev.revid
 
     def close_page(self) -> None:
         if self.pageid is not None:
+            if self.uploads and self.file_name is not None:
+                for version in reversed(file_versions(self.mirror, self.file_name)):
+                    # A hidden version has no bytes to give, and importDump.php --uploads
+                    # cannot take one (it drops it, or stops at its hidden uploader)
+                    if not version["filehidden"]:
+                        write_upload(self.out, self.mirror, version)
             self.out.write("  </page>\n")
         self.pageid, self.prev_revid, self.prev_slots = None, None, {}
+        self.file_name = None
 
     def _page_header(self, rev: StoredRevision) -> str:
         parts = [
@@ -270,6 +288,40 @@ class _XmlWriter:
         size = slot.size if slot.size is not None else len(text.encode("utf-8", "replace"))
         head = f'{indent}<text bytes="{size}"{sha1} xml:space="preserve"'
         return f"{head}>{escape_text(text)}</text>\n" if text else f"{head} />\n"
+
+
+def write_upload(out: TextIO, mirror: Mirror, version: dict[str, Any]) -> None:
+    """One version of a file as MediaWiki's XmlDumpWriter::writeUpload writes it, the
+    bytes base64-encoded a chunk at a time (none when the mirror lacks them); a hidden
+    uploader or summary is marked deleted, as in MediaWiki's dumps."""
+    indent = "      "
+    out.write("    <upload>\n")
+    out.write(element("timestamp", version["timestamp"], indent))
+    if version["userhidden"]:
+        out.write(f'{indent}<contributor deleted="deleted" />\n')
+    else:
+        name, userid = version["user"] or "", version["userid"] or 0
+        who = (element("ip", name, indent + "  ") if not userid and _is_ip(name) else
+               element("username", name, indent + "  ") + element("id", userid, indent + "  "))
+        out.write(f"{indent}<contributor>\n{who}{indent}</contributor>\n")
+    if version["commenthidden"]:
+        out.write(f'{indent}<comment deleted="deleted" />\n')
+    elif version["comment"]:
+        out.write(element("comment", version["comment"], indent))
+    out.write(element("filename", version["name"], indent))
+    if version["archivename"]:
+        out.write(element("archivename", version["archivename"], indent))
+    if version["url"]:
+        out.write(element("src", version["url"], indent))
+    out.write(element("size", version["size"] or 0, indent))
+    if version["sha1"]:
+        out.write(element("sha1base36", sha1_base36(version["sha1"]), indent))
+    out.write(f'{indent}<contents encoding="base64">')
+    if version["state"] == STORED:
+        with FileBytes(mirror.directory).path(version["sha1"]).open("rb") as source:
+            while chunk := source.read(BASE64_CHUNK):
+                out.write(base64.b64encode(chunk).decode("ascii"))
+    out.write("</contents>\n    </upload>\n")
 
 
 def _contributor(rev: StoredRevision) -> str:
