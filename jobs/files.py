@@ -120,6 +120,8 @@ async def walk_catalogue(ctx: FilesJob, summary: FilesSummary) -> None:
 async def fetch_contents(ctx: FilesJob, settings: Settings, summary: FilesSummary) -> None:
     """Every content the mirror lacks, ``settings.concurrency`` at a time."""
     await ctx.writer.run(files.remove_unused_bytes, ctx.mirror)
+    if not await ctx.writer.run(files.wanted_bytes, ctx.mirror, "", 1):
+        return  # nothing to fetch: not even the request for the file hosts
     hosts = await file_hosts(ctx.client)
     progress = Progress("files", total=None, initial=0, quiet=settings.quiet, unit="files")
     try:

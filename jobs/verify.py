@@ -23,8 +23,11 @@ from harvester.walkers import fetch_revisions
 from jobs import site_policy
 from jobs.connection import authenticate, budget_for, check_etiquette, client_settings
 from jobs.convert import pages_to_batch
+from jobs.files import FilesSummary, fetch_contents
 from jobs.outcome import run_status
 from jobs.progress import Progress
+from jobs.writer import SerialWriter
+from storage import files
 from storage import verify as checks
 from storage.lock import MirrorLock
 from storage.mirror import Mirror, recorded_api_url
@@ -41,6 +44,7 @@ class VerifySummary:
     lost: int = 0
     requests: int = 0
     after: checks.VerifyReport | None = None  # the check again, after a repair
+    files: FilesSummary | None = None  # the files fetched again, after a repair
 
     @property
     def ok(self) -> bool:
@@ -48,7 +52,10 @@ class VerifySummary:
 
     def describe(self) -> str:
         report = self.report
-        parts = [f"verify: {report.texts_checked:,} texts checked in {self.seconds:.1f} s",
+        checked = f"{report.texts_checked:,} texts"
+        if report.files_checked:
+            checked += f" and {report.files_checked:,} files"
+        parts = [f"verify: {checked} checked in {self.seconds:.1f} s",
                  "the SQLite file is sound" if not report.integrity else
                  f"the SQLite file is damaged: {'; '.join(report.integrity[:3])}"]
         damaged = sum(len(ids) for ids in report.damaged_packs.values())
@@ -56,8 +63,13 @@ class VerifySummary:
             parts.append(f"{damaged:,} texts damaged ({len(report.damaged):,} slots)")
         if report.unstored:
             parts.append(f"{len(report.unstored):,} slots without their text")
-        if not (damaged or report.unstored or report.integrity):
-            parts.append("every text reads back with its SHA-1")
+        if report.damaged_files:
+            names = sorted({n for names in report.damaged_files.values() for n in names})
+            parts.append(f"{len(report.damaged_files):,} files damaged or gone: "
+                         f"{', '.join(names[:10])}{' ...' if len(names) > 10 else ''}")
+        if not (damaged or report.unstored or report.integrity or report.damaged_files):
+            parts.append("every text reads back with its SHA-1"
+                         + (", and every file" if report.files_checked else ""))
         line = "; ".join(parts)
         if report.pages():
             shown = ", ".join(report.pages()[:10])
@@ -69,6 +81,8 @@ class VerifySummary:
         if self.repaired:
             line += (f"\nrepair: {self.restored:,} slots have their text again, fetched in "
                      f"{self.requests:,} requests; {self.lost:,} could not be had from the wiki")
+            if self.files is not None:
+                line += f"\nrepair: {self.files.describe()}"
         elif not report.ok:
             line += "\nrun it again with --repair to fetch them from the wiki"
         return line
@@ -80,6 +94,7 @@ class VerifySummary:
             "integrity": report.integrity,
             "damaged": [vars(a) for a in report.damaged],
             "unstored": [vars(a) for a in report.unstored],
+            "files_checked": report.files_checked, "damaged_files": report.damaged_files,
             "pages": report.pages(), "repaired": self.repaired, "restored": self.restored,
             "lost": self.lost, "requests": self.requests, "seconds": round(self.seconds, 3),
         }
@@ -119,7 +134,8 @@ async def repair_mirror(
     check_etiquette(settings, host)
     with MirrorLock(directory, create=False), Mirror.open(directory, create=False) as mirror:
         summary = VerifySummary(_checked(mirror, settings))
-        if not (summary.report.damaged or summary.report.unstored):
+        report = summary.report
+        if not (report.damaged or report.unstored or report.damaged_files):
             summary.seconds = time.monotonic() - began
             return summary
         run_id = mirror.start_run("verify", {"repair": True})
@@ -133,6 +149,9 @@ async def repair_mirror(
                 if settings.user or settings.oauth_token:
                     await authenticate(client, settings)
                 fetched = await _fetch(client, summary.report)
+                if report.damaged_files:
+                    summary.files = await _fetch_files(client, mirror, settings, report,
+                                                       transport)
                 summary.requests = client.budget.stats.requests
             summary.restored, summary.lost = checks.restore(mirror, summary.report, fetched)
             summary.repaired = True
@@ -159,6 +178,27 @@ async def _fetch(client: ApiClient, report: checks.VerifyReport) -> dict[tuple[i
                 if data is not None:
                     fetched[revision.revid, slot.role] = data
     return fetched
+
+
+@dataclass
+class _FilesRepair:
+    """What jobs/files.py's download step needs (a FilesJob)."""
+
+    client: ApiClient
+    mirror: Mirror
+    writer: SerialWriter
+    transport: httpx.AsyncBaseTransport | None
+
+
+async def _fetch_files(client: ApiClient, mirror: Mirror, settings: Settings,
+                       report: checks.VerifyReport,
+                       transport: httpx.AsyncBaseTransport | None) -> FilesSummary:
+    """The damaged files' bytes out of the store, and fetched again as a crawl would."""
+    files.forget_file_bytes(mirror, sorted(report.damaged_files))
+    summary = FilesSummary()
+    job = _FilesRepair(client, mirror, SerialWriter(mirror.directory), transport)
+    await fetch_contents(job, settings, summary)
+    return summary
 
 
 def summary_json(summary: VerifySummary) -> str:

@@ -350,7 +350,8 @@ def png_image(width: int, height: int, seed: str, *, noise: bool = False) -> byt
                 + zlib.crc32(kind + data).to_bytes(4, "big"))
 
     if noise:
-        pixels = random.Random(seed).randbytes(width * height * 3)
+        rng, size = random.Random(seed), width * height * 3
+        pixels = b"".join(rng.randbytes(min(1 << 20, size - at)) for at in range(0, size, 1 << 20))
         raw = b"".join(b"\x00" + pixels[row * width * 3:(row + 1) * width * 3]
                        for row in range(height))
     else:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import astuple, dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -253,3 +253,38 @@ def version_bytes_path(mirror: Mirror, version: dict[str, Any]) -> Path:
     if not path.is_file():
         raise StorageError(f"{path}, the bytes of {name}, is gone from the mirror's files")
     return path
+
+
+# -- verify -----------------------------------------------------------------------------
+
+
+def count_file_bytes(mirror: Mirror) -> int:
+    return int(mirror.db.conn.execute("SELECT count(*) FROM file_blobs").fetchone()[0])
+
+
+def check_file_bytes(mirror: Mirror, progress: Callable[[int], None] | None = None
+                     ) -> dict[str, list[str]]:
+    """Every content the catalogue says DIR/files holds, read and hashed: the SHA-1s
+    that are damaged or gone, with the names of the files that have them."""
+    store = FileBytes(mirror.directory)
+    bad: dict[str, list[str]] = {}
+    for (sha1,) in mirror.db.conn.execute("SELECT sha1 FROM file_blobs ORDER BY sha1").fetchall():
+        path = store.path(sha1)
+        if not path.is_file() or store.download(sha1).sha1() != sha1:
+            bad[sha1] = [row[0] for row in mirror.db.conn.execute(
+                "SELECT DISTINCT name FROM file_versions WHERE sha1 = ? ORDER BY name", [sha1])]
+        if progress is not None:
+            progress(1)
+    return bad
+
+
+def forget_file_bytes(mirror: Mirror, sha1s: list[str]) -> None:
+    """Damaged contents out of the store, their versions wanted again (crawl --files or
+    verify --repair fetch them)."""
+    with mirror.transaction() as conn:
+        for sha1 in sha1s:
+            conn.execute("DELETE FROM file_blobs WHERE sha1 = ?", [sha1])
+            conn.execute("UPDATE file_versions SET state = ? WHERE sha1 = ? AND state = ?",
+                         [WANTED, sha1, STORED])
+        mirror.set_meta(PENDING_REMOVAL, json.dumps(sorted(sha1s)))
+    remove_unused_bytes(mirror)

@@ -1,9 +1,10 @@
 """Is every byte of the mirror what it should be? And putting back what is not.
 
 :func:`verify` checks the SQLite file (``PRAGMA integrity_check``), decodes
-every stored text and checks it against its SHA-1, and checks that every
+every stored text and checks it against its SHA-1, checks that every
 slot that should have a text has one (not hidden on the wiki, not missing
-there). What it finds is named by page and revision. :func:`restore` takes
+there), and hashes every file's bytes in DIR/files. What it finds is named
+by page and revision, or by file. :func:`restore` takes
 the texts fetched again from the wiki (jobs/verify.py) and writes each
 damaged pack anew: its readable texts as they are, its damaged ones from what
 was fetched (checked against their SHA-1), and the rest dropped, so that the
@@ -18,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from .errors import StorageError
+from .files import check_file_bytes, count_file_bytes
 from .mirror import Mirror
 
 
@@ -39,10 +41,12 @@ class VerifyReport:
     damaged_packs: dict[int | None, list[int]] = field(default_factory=dict)  # -> text ids
     damaged: list[Affected] = field(default_factory=list)
     unstored: list[Affected] = field(default_factory=list)
+    files_checked: int = 0
+    damaged_files: dict[str, list[str]] = field(default_factory=dict)  # sha1 -> file names
 
     @property
     def ok(self) -> bool:
-        return not (self.integrity or self.damaged_packs or self.unstored)
+        return not (self.integrity or self.damaged_packs or self.unstored or self.damaged_files)
 
     def pages(self) -> list[str]:
         """The titles hit, for the summary."""
@@ -55,8 +59,9 @@ _AFFECTED = """SELECT s.revid, s.role, r.pageid, p.title, s.text_id FROM slot_da
 
 
 def count_texts(mirror: Mirror) -> int:
-    """How many texts verify() decodes (its progress bar's total)."""
-    return int(mirror.db.execute("SELECT count(*) FROM text_data").fetchone()[0])
+    """How many texts and files verify() reads (its progress bar's total)."""
+    texts = int(mirror.db.execute("SELECT count(*) FROM text_data").fetchone()[0])
+    return texts + count_file_bytes(mirror)
 
 
 def verify(mirror: Mirror, progress: Callable[[int], None] | None = None) -> VerifyReport:
@@ -84,6 +89,8 @@ def verify(mirror: Mirror, progress: Callable[[int], None] | None = None) -> Ver
     report.unstored = [Affected(*row) for row in conn.execute(
         f"{_AFFECTED} WHERE s.text_id IS NULL AND NOT coalesce(s.texthidden, 0)"
         " AND NOT coalesce(s.missing, 0) AND NOT coalesce(r.texthidden, 0) ORDER BY s.revid")]
+    report.files_checked = count_file_bytes(mirror)
+    report.damaged_files = check_file_bytes(mirror, progress)
     return report
 
 

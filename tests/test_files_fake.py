@@ -232,3 +232,27 @@ def test_a_files_own_licence_comes_from_its_extended_metadata(tmp_path: Path) ->
     # no metadata and no description page: the wiki's licence, with a warning
     assert other.licence_source == FROM_WIKI and other.warning
     assert other.uploaders == ["Alice"]
+
+
+def test_verify_names_damaged_files_and_repair_fetches_them_again(tmp_path: Path) -> None:
+    from jobs.verify import check_mirror, repair_mirror
+
+    wiki = wiki_with_files()
+    crawl(wiki, tmp_path / "m")
+    store = FileBytes(tmp_path / "m")
+    map_sha1 = sha1_of(wiki.files[2].versions[0].data)
+    logo_sha1 = sha1_of(wiki.files[0].versions[0].data)
+    damaged = bytearray(store.path(map_sha1).read_bytes())
+    damaged[100] ^= 0xFF
+    store.path(map_sha1).write_bytes(bytes(damaged))
+    store.path(logo_sha1).unlink()
+    settings = settings_for(wiki, tmp_path / "m")
+    report = check_mirror(settings).report
+    assert not report.ok and report.files_checked == 3
+    assert report.damaged_files == {map_sha1: ["Big_map.png"], logo_sha1: ["Logo.png"]}
+    sent = sum(wiki.file_bytes_sent.values())
+    repaired = trio.run(lambda: repair_mirror(settings, transport=wiki.transport()))
+    assert repaired.files is not None and repaired.files.fetched == 2
+    assert sum(wiki.file_bytes_sent.values()) - sent == 50_000 + len(wiki.files[0].versions[0].data)
+    assert check_mirror(settings).report.ok
+    assert len(held(tmp_path / "m")) == 3  # each read back with its SHA-1
