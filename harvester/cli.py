@@ -8,10 +8,13 @@ or meet ends as one line on stderr and an exit code; tracebacks only with
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import json
 import logging
 import os
 import signal
 import sys
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -75,6 +78,9 @@ def add_common(parser: argparse.ArgumentParser) -> None:
                         help="no progress output")
     parser.add_argument("--verbose", "-v", action="count", default=0, help="log more")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    parser.add_argument("--log-format", choices=["text", "json"], default="text",
+                        help="log lines as text (default; with time and level off a "
+                        "terminal) or one JSON object a line")
 
 
 def add_connection(parser: argparse.ArgumentParser) -> None:
@@ -123,6 +129,8 @@ def build_parser() -> argparse.ArgumentParser:
     crawl.add_argument("--live-history", action="store_true", default=None,
                        help="crawl a big Wikimedia wiki's whole history through the API, not "
                        "its dumps: only with the site's agreement (see bootstrap)")
+    add_json_summary(crawl)
+    add_fleet(crawl, "crawl every [[wiki]] of the --config file, creating their mirrors")
     crawl.add_argument("--files", action="store_true", default=None,
                        help="also every version of every file (uploads), into DIR/files")
     crawl.add_argument("--files-max-size", metavar="SIZE",
@@ -131,8 +139,8 @@ def build_parser() -> argparse.ArgumentParser:
     sync = commands.add_parser("sync", help="bring a mirror up to date from recentchanges")
     add_common(sync)
     add_connection(sync)
-    sync.add_argument("--all", action="store_true",
-                      help="sync every [[wiki]] of the --config file in turn")
+    add_json_summary(sync)
+    add_fleet(sync, "sync every [[wiki]] of the --config file")
 
     export = commands.add_parser(
         "export", help="write the mirror's revisions as JSON lines, MediaWiki XML or Parquet")
@@ -210,6 +218,7 @@ def add_import_dump(commands: argparse._SubParsersAction) -> None:
     imports.add_argument("--wiki", metavar="URL",
                          help="the live wiki (api.php or any page): attach the mirror for sync")
     imports.add_argument("--contact", help="URL or e-mail sent in the User-Agent (with --wiki)")
+    add_json_summary(imports)
 
 
 def add_read_commands(commands: argparse._SubParsersAction) -> None:
@@ -264,6 +273,38 @@ def add_read_commands(commands: argparse._SubParsersAction) -> None:
                         help="leave out accounts named like bots (name ending in 'bot')")
 
 
+def add_fleet(parser: argparse.ArgumentParser, help_all: str) -> None:
+    parser.add_argument("--all", action="store_true", help=help_all)
+    parser.add_argument("--jobs", type=positive_int, metavar="N",
+                        help="with --all: wikis at a time (default 3); wikis on one host "
+                        "share one polite budget")
+    parser.add_argument("--shard", metavar="K/N",
+                        help="with --all: only this machine's share of the wikis, K of N "
+                        "(0 <= K < N), stable as wikis come and go (docs/fleet.md)")
+
+
+def add_json_summary(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true",
+                        help="print the summary as one JSON object (a line), for scripts")
+
+
+def summary_json(summary: Any) -> str:
+    """A job's summary (a dataclass) as one line of JSON."""
+    return json.dumps(plain(summary), ensure_ascii=False, default=str)
+
+
+def plain(value: Any) -> Any:
+    """Dataclasses, dicts (a Counter too: asdict() would count its items) and sequences
+    as JSON's objects and lists."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, dict):
+        return {str(key): plain(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple, set)):
+        return [plain(item) for item in value]
+    return value
+
+
 def add_namespaces(parser: argparse.ArgumentParser, help_text: str) -> None:
     """One option for every command, under either spelling: --namespaces 0,1 or
     --namespace 0."""
@@ -308,9 +349,14 @@ def command_crawl(args: argparse.Namespace) -> int:
     from jobs.crawl import run_crawl
     from jobs.outcome import EXIT_OK, EXIT_REMOTE
 
+    if args.all:
+        return command_fleet(args, run_crawl)
+    check_not_fleet(args)
     settings = settings_from(args)
     summary = run_async(run_crawl, settings)
-    if not settings.quiet:
+    if args.json:
+        print(summary_json(summary))
+    elif not settings.quiet:
         ratio = ""
         if summary.new_revisions:
             per_k = 1000 * summary.requests / summary.new_revisions
@@ -321,7 +367,7 @@ def command_crawl(args: argparse.Namespace) -> int:
             f"{summary.requests:,} requests{ratio}, {summary.seconds:.1f} s"
         )
     if summary.files is not None:
-        if not settings.quiet or summary.files.mismatched:
+        if (not settings.quiet and not args.json) or summary.files.mismatched:
             print(summary.files.describe(), file=sys.stderr if summary.files.mismatched
                   else sys.stdout)
         if summary.files.mismatched:  # the rest is stored; these are tried again next run
@@ -330,28 +376,62 @@ def command_crawl(args: argparse.Namespace) -> int:
 
 
 def command_sync(args: argparse.Namespace) -> int:
-    from jobs.outcome import EXIT_OK, EXIT_REMOTE, describe, exit_code_for
-    from jobs.sync import run_sync, sync_all
+    from jobs.outcome import EXIT_OK, EXIT_REMOTE
+    from jobs.sync import run_sync
 
     if not args.all:
+        check_not_fleet(args)
         settings = settings_from(args)
         summary = run_async(run_sync, settings)
         mismatched = summary.files is not None and summary.files.mismatched
-        if not settings.quiet or mismatched:
+        if args.json:
+            print(summary_json(summary))
+        elif not settings.quiet or mismatched:
             print(summary.describe(), file=sys.stderr if mismatched else sys.stdout)
         return EXIT_REMOTE if mismatched else EXIT_OK
+    return command_fleet(args, run_sync)
+
+
+def command_fleet(args: argparse.Namespace, job: Callable[..., Awaitable[Any]]) -> int:
+    """``crawl --all`` / ``sync --all``: each [[wiki]] of the config (jobs/fleet.py)."""
+    from jobs.fleet import DEFAULT_JOBS, parse_shard, run_fleet, select_wikis
+    from jobs.outcome import EXIT_OK, describe, exit_code_for
+
     if args.config is None:
-        raise ConfigError("sync --all reads its wikis from --config FILE")
-    overrides = {k: v for k, v in vars(args).items() if k in SETTING_KEYS and k != "mirror"}
-    wikis = wiki_settings(args.config, overrides)
+        raise ConfigError(f"{args.command} --all reads its wikis from --config FILE")
+    if getattr(args, "api", None):
+        raise ConfigError(f"{args.command} --all takes its wikis from --config, not a URL")
+    overrides = {k: v for k, v in vars(args).items()
+                 if k in SETTING_KEYS and k not in ("mirror", "api")}
+    shard = parse_shard(args.shard) if args.shard else None
+    wikis = select_wikis(wiki_settings(args.config, overrides), shard)
     code = EXIT_OK
-    for name, result in run_async(sync_all, wikis):
+    for name, result in run_async(run_fleet, job, wikis, args.jobs or DEFAULT_JOBS):
         if isinstance(result, Exception):
             print(f"harvester: {name}: {describe(result)}", file=sys.stderr)
             code = code or exit_code_for(result)
+            if args.json:
+                print(json.dumps({"wiki": name, "error": describe(result),
+                                  "exit": exit_code_for(result)}, ensure_ascii=False))
+        elif args.json:
+            print(json.dumps({"wiki": name, **json.loads(summary_json(result))},
+                             ensure_ascii=False))
         elif not args.quiet:
-            print(f"{name}: {result.describe()}")
+            print(f"{name}: {fleet_line(result)}")
     return code
+
+
+def check_not_fleet(args: argparse.Namespace) -> None:
+    if args.jobs or args.shard:
+        raise ConfigError(f"--jobs and --shard go with {args.command} --all")
+
+
+def fleet_line(summary: Any) -> str:
+    if hasattr(summary, "describe"):
+        return str(summary.describe())
+    return (f"crawl complete: {summary.pages:,} pages, {summary.revisions:,} revisions "
+            f"({summary.new_revisions:,} new), {summary.requests:,} requests, "
+            f"{summary.seconds:.1f} s")
 
 
 def command_export(args: argparse.Namespace) -> int:
@@ -375,7 +455,9 @@ def command_import_dump(args: argparse.Namespace) -> int:
     heads = read_heads(args.dump_files)  # a wrong file fails before the wiki is asked anything
     live = run_async(fetch_live_wiki, settings, args.wiki, heads[0].site) if args.wiki else None
     summary = run_import(settings, heads, live)
-    if not settings.quiet:
+    if args.json:
+        print(summary_json(summary))
+    elif not settings.quiet:
         print(summary.describe())
     return EXIT_OK
 
@@ -466,9 +548,38 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
 }
 
 
-def configure_logging(verbose: int) -> None:
+class IsoFormatter(logging.Formatter):
+    """``2026-12-01T05:00:00Z INFO harvester.crawl: message``: a line for cron's mail or
+    the journal, its time in UTC as everything the harvester writes."""
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+        return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(record.created))
+
+
+class JsonFormatter(IsoFormatter):
+    """One JSON object a line: time, level, logger, message."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return json.dumps({"time": self.formatTime(record), "level": record.levelname,
+                           "logger": record.name, "message": record.getMessage()},
+                          ensure_ascii=False)
+
+
+def configure_logging(verbose: int, log_format: str = "text", quiet: bool = False) -> None:
+    """Warnings and errors (more with -v); the progress lines too, off a terminal and
+    unless quiet. On a terminal a short form; elsewhere each line has its time and
+    level, or is JSON with ``--log-format json``."""
     level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
-    logging.basicConfig(level=level, format="harvester: %(levelname)s: %(message)s")
+    handler = logging.StreamHandler(sys.stderr)
+    if log_format == "json":
+        handler.setFormatter(JsonFormatter())
+    elif sys.stderr.isatty():
+        handler.setFormatter(logging.Formatter("harvester: %(levelname)s: %(message)s"))
+    else:
+        handler.setFormatter(IsoFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=level, handlers=[handler], force=True)
+    if not quiet:
+        logging.getLogger("harvester.progress").setLevel(min(level, logging.INFO))
     # httpcore's debug trace prints response headers: session cookies are secrets
     for noisy in ("httpx", "httpcore"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
@@ -484,7 +595,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
 
     args = build_parser().parse_args(argv)
-    configure_logging(args.verbose)
+    configure_logging(args.verbose, args.log_format, bool(args.quiet))
     fix_malloc_thresholds()
     signal.signal(signal.SIGTERM, raise_terminated)
     try:

@@ -95,6 +95,9 @@ class ApiClient:
         self.scheme = scheme
         self.port = port or DEFAULT_PORTS.get(scheme)
         self.api_url: str | None = None
+        # This client's own requests: its budget may be shared with other wikis on the
+        # same host (a fleet), whose requests the budget's count includes.
+        self.requests = 0
 
     # -- one attempt --------------------------------------------------------------
 
@@ -106,6 +109,7 @@ class ApiClient:
         over ``max_bytes`` (default: the settings' cap) is abandoned."""
         cap = self.settings.max_response_bytes if max_bytes is None else max_bytes
         async with self.budget.slot() as started:
+            self.requests += 1
             try:
                 with trio.fail_after(self.settings.request_timeout):
                     response = await self._exchange(url, params, data, cap)
@@ -138,12 +142,14 @@ class ApiClient:
         """A GET whose body is read as it comes (:func:`body_chunks`), holding one of the
         budget's slots until it is closed: a download is one connection for its whole
         length. Same-host redirects only; a status other than 2xx or 416 raises."""
-        async with self.budget.slot() as started, self._following(
-                "GET", url, headers=headers, timeout=self.settings.request_timeout) as response:
-            if response.status_code != 416:
-                check_status(response, self.host)
-            response.extensions["started"] = started
-            yield response
+        async with self.budget.slot() as started:
+            self.requests += 1
+            async with self._following("GET", url, headers=headers,
+                                       timeout=self.settings.request_timeout) as response:
+                if response.status_code != 416:
+                    check_status(response, self.host)
+                response.extensions["started"] = started
+                yield response
 
     @asynccontextmanager
     async def _following(

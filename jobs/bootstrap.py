@@ -117,7 +117,7 @@ async def fetch_dumps(
             for dump_file in wanted:  # the budget lets two at a time through
                 nursery.start_soon(download, dumps, dump_file, directory / DUMPS_DIR, fetched)
         fetched.to_import = [directory / DUMPS_DIR / f.name for f in wanted]
-        fetched.requests = dumps.budget.stats.requests
+        fetched.requests = dumps.requests
     return fetched
 
 

@@ -21,7 +21,7 @@ import httpx
 import trio
 
 from harvester.auth import Identity
-from harvester.budget import is_wikimedia_host
+from harvester.budget import PoliteBudget, is_wikimedia_host
 from harvester.client import ApiClient, open_client
 from harvester.config import Settings
 from harvester.discovery import discover_api
@@ -75,7 +75,7 @@ class CrawlContext:
 
     def count(self, new: int) -> None:
         self.new_revisions += new
-        self.progress.advance(new, self.client.budget.stats.requests)
+        self.progress.advance(new, self.client.requests)
 
 
 def wiki_identity(siteinfo: dict[str, Any]) -> str:
@@ -96,8 +96,10 @@ def content_namespaces(siteinfo: dict[str, Any], wanted: list[int] | None) -> li
 async def run_crawl(
     settings: Settings, *, transport: httpx.AsyncBaseTransport | None = None,
     wikimedia: Callable[[str], bool] = is_wikimedia_host,
+    budgets: dict[str, PoliteBudget] | None = None,
 ) -> CrawlSummary:
-    """``wikimedia`` tells Wikimedia's hosts, whose robot policy asks for dumps first."""
+    """``wikimedia`` tells Wikimedia's hosts, whose robot policy asks for dumps first;
+    ``budgets``, by host, are shared with other wikis of the run (jobs/fleet.py)."""
     if not settings.mirror:
         raise ConfigError("crawl needs --mirror DIR (and, for a new mirror, the wiki's URL)")
     if not settings.api:  # go on with the wiki the mirror was made from
@@ -110,7 +112,8 @@ async def run_crawl(
     check_etiquette(settings, host)
     directory = Path(settings.mirror)
     began = time.monotonic()
-    budget = budget_for(settings, host)
+    budgets = {} if budgets is None else budgets
+    budget = budgets.setdefault(host, budget_for(settings, host))
     async with open_client(settings.api, budget, client_settings(settings), transport) as client:
         # the site's rules, then the wiki and the login, before touching the disk: a wrong
         # URL or a refusal leaves nothing behind
@@ -149,7 +152,7 @@ async def crawl_into(
     mode = await plan_crawl(client, mirror, writer, settings, siteinfo, server_now, per_request)
     run_id = await writer.run(mirror.start_run, "crawl", run_arguments(settings, identity))
     progress = Progress(
-        "crawl", total=statistic(siteinfo, "edits"),
+        "crawl", total=expected_total(siteinfo, mode, settings.namespaces),
         initial=await writer.run(mirror.count_revisions), quiet=settings.quiet,
     )
     ctx = CrawlContext(client, mirror, writer, progress, per_request, server_now, siteinfo,
@@ -160,7 +163,7 @@ async def crawl_into(
         await run_phases(ctx, mode, settings.concurrency)
         if ctx.new_revisions:  # they came a few at a time per page: pack each page's tight
             await writer.run(mirror.tighten_packs)
-        progress.close()
+        progress.close(requests=client.requests, complete=True)
         if settings.files:
             files_summary = await crawl_files(ctx, settings)
         status = "complete"
@@ -169,7 +172,7 @@ async def crawl_into(
         raise
     finally:
         progress.close()
-        stats = {"requests": client.budget.stats.requests, "new_revisions": ctx.new_revisions,
+        stats = {"requests": client.requests, "new_revisions": ctx.new_revisions,
                  "retries": client.budget.stats.retries}
         if files_summary is not None:
             stats["files_fetched"] = files_summary.fetched
@@ -179,7 +182,7 @@ async def crawl_into(
     pages, revisions = await writer.run(mirror_counts, mirror)
     return CrawlSummary(
         api_url=client.api_url, pages=pages, revisions=revisions,
-        new_revisions=ctx.new_revisions, requests=client.budget.stats.requests, seconds=0.0,
+        new_revisions=ctx.new_revisions, requests=client.requests, seconds=0.0,
         identity=identity.name if not identity.anonymous else "anonymous", mode=mode,
         files=files_summary,
     )
@@ -212,40 +215,86 @@ async def plan_crawl(
     client: ApiClient, mirror: Mirror, writer: SerialWriter, settings: Settings,
     siteinfo: dict[str, Any], server_now: str, per_request: int,
 ) -> str:
-    """Create the crawl's streams on the first run; check the options on a resumed one."""
+    """Create the crawl's streams on the first run. On a later run the options say the
+    scope: the same one resumes; a wider one (more namespaces, or the histories of a
+    --current-only mirror) adds the streams of what the mirror lacks; a narrower one
+    is refused."""
     namespaces = content_namespaces(siteinfo, settings.namespaces)
     mode = choose_mode(settings, siteinfo)
-    wanted = {"namespaces": namespaces, "mode": mode}
-    stored = await writer.run(mirror.get_meta, "crawl_plan")
-    if stored is not None:
-        if json.loads(stored) != wanted:
+    # None: every namespace (also those the wiki adds later, for sync)
+    wanted: dict[str, Any] = {
+        "namespaces": None if settings.namespaces is None else namespaces, "mode": mode}
+    stored_text = await writer.run(mirror.get_meta, "crawl_plan")
+    todo = namespaces
+    if stored_text is not None:
+        stored = json.loads(stored_text)
+        had = set(namespaces if stored["namespaces"] is None else stored["namespaces"])
+        widened = widening(stored["mode"], had, mode, set(namespaces))
+        if widened is None:
             raise ConfigError(
-                f"this mirror's crawl was started with {stored}; "
-                f"resume it with the same namespaces and mode, or use a new --mirror"
-            )
-        return mode
-    # the page catalogue of the allrevisions mode is planned after its walk (see run_phases)
-    if mode == "current":
-        plan = streams.namespace_streams(streams.CURRENT, namespaces)
-    elif mode == "pages":
-        plan = streams.namespace_streams(streams.PAGES, namespaces)
-        plan += streams.namespace_streams(streams.HISTORY, namespaces)
-    else:
-        selected = None if settings.namespaces is None else namespaces
-        slices: list[tuple[str | None, str | None]] = [(None, None)]
-        count = streams.slice_count(settings.concurrency, statistic(siteinfo, "edits"),
-                                    per_request)
-        if count > 1:
-            # slices of equal length between the oldest and the newest edit, not up to
-            # today: a wiki quiet for years would leave all slices but one empty
-            first = await revision_timestamp(client, selected)
-            last = await revision_timestamp(client, selected, newest=True)
-            if first is not None and last is not None:
-                slices = streams.time_slices(first, last, count)
-        plan = streams.revision_streams(selected, slices)
+                f"this mirror holds {scope_text(stored['namespaces'], stored['mode'])}; "
+                f"{scope_text(wanted['namespaces'], mode)} would leave some of it out. A "
+                "mirror is only ever widened: run the same command as before to resume it, "
+                "or use a new --mirror for a narrower copy")
+        if not widened:
+            if stored != wanted:  # the same scope, written as the plan writes it now
+                await writer.run(mirror.set_meta, "crawl_plan", json.dumps(wanted))
+            return mode
+        todo = sorted(widened)
+        log.info("widening the mirror to %s: fetching %s", scope_text(wanted["namespaces"], mode),
+                 scope_text(todo, mode))
+    plan = await streams_for(client, settings, siteinfo, per_request, mode, todo,
+                             whole=stored_text is None and settings.namespaces is None,
+                             widening=stored_text is not None)
     await writer.run(mirror.create_checkpoints, plan)
     await writer.run(mirror.set_meta, "crawl_plan", json.dumps(wanted))
     return mode
+
+
+def widening(had_mode: str, had: set[int], mode: str, wanted: set[int]) -> set[int] | None:
+    """The namespaces to fetch (empty: none, the same scope), or None when the wanted
+    scope is not a widening of the mirror's (fewer namespaces, or latest revisions
+    only where the mirror has histories)."""
+    if not wanted >= had or (mode == "current" and had_mode != "current"):
+        return None
+    if had_mode == "current" and mode != "current":
+        return wanted  # the histories, of every namespace
+    return wanted - had
+
+
+def scope_text(namespaces: list[int] | None, mode: str) -> str:
+    which = "every namespace" if namespaces is None else \
+        f"namespace{'s' if len(namespaces) != 1 else ''} {', '.join(map(str, namespaces))}"
+    return f"{'the latest revisions' if mode == 'current' else 'the histories'} of {which}"
+
+
+async def streams_for(
+    client: ApiClient, settings: Settings, siteinfo: dict[str, Any], per_request: int,
+    mode: str, namespaces: list[int], *, whole: bool, widening: bool,
+) -> list[tuple[str, dict[str, Any] | None]]:
+    """The streams that fetch ``namespaces`` in ``mode``; ``whole``: all of the wiki
+    (allrevisions unfiltered); ``widening``: added to a mirror's earlier streams, under
+    names of their own. The page catalogue of the allrevisions mode is planned after
+    its walk (see run_phases)."""
+    if mode == "current":
+        return list(streams.namespace_streams(streams.CURRENT, namespaces))
+    if mode == "pages":
+        return [*streams.namespace_streams(streams.PAGES, namespaces),
+                *streams.namespace_streams(streams.HISTORY, namespaces)]
+    selected = None if whole else namespaces
+    slices: list[tuple[str | None, str | None]] = [(None, None)]
+    count = streams.slice_count(settings.concurrency, statistic(siteinfo, "edits"), per_request)
+    if count > 1:
+        # slices of equal length between the oldest and the newest edit, not up to
+        # today: a wiki quiet for years would leave all slices but one empty
+        first = await revision_timestamp(client, selected)
+        last = await revision_timestamp(client, selected, newest=True)
+        if first is not None and last is not None:
+            slices = streams.time_slices(first, last, count)
+    prefix = streams.REVISIONS
+    if widening:
+        prefix += f"ns={','.join(map(str, namespaces))}/"
+    return list(streams.revision_streams(selected, slices, prefix))
 
 
 async def run_phases(ctx: CrawlContext, mode: str, workers: int) -> None:
@@ -273,6 +322,16 @@ def choose_mode(settings: Settings, siteinfo: dict[str, Any]) -> str:
     if settings.history_mode == "auto":
         return "allrevisions" if has_allrevisions(siteinfo) else "pages"
     return settings.history_mode
+
+
+def expected_total(siteinfo: dict[str, Any], mode: str, namespaces: list[int] | None
+                   ) -> int | None:
+    """What the progress bar counts up to: the wiki's edits (its pages, for the latest
+    revisions only). The wiki counts them for all its namespaces only, so a crawl of
+    some has no total: better none than one it never reaches."""
+    if namespaces is not None:
+        return None
+    return statistic(siteinfo, "pages" if mode == "current" else "edits")
 
 
 def statistic(siteinfo: dict[str, Any], name: str) -> int | None:

@@ -169,7 +169,7 @@ class Fetcher:
                 if state != files.STORED:
                     await self.ctx.writer.run(files.mark_file_bytes, self.ctx.mirror,
                                               wanted.sha1, state)
-                self.progress.advance(1, self.ctx.client.budget.stats.requests)
+                self.progress.advance(1, self.ctx.client.requests)
 
     async def client_for(self, url: str) -> ApiClient:
         """The API's client for its own host; for another, a client and budget of its own

@@ -32,7 +32,7 @@ import trio
 from harvester.budget import PoliteBudget
 from harvester.client import ApiClient, open_client
 from harvester.config import Settings
-from harvester.errors import ConfigError, first_cause
+from harvester.errors import ConfigError
 from harvester.walkers import (
     fetch_history_metadata,
     fetch_revisions,
@@ -142,27 +142,6 @@ def shifted(timestamp: str, delta: timedelta) -> str:
     return format_ts(parse_ts(timestamp) + delta)
 
 
-async def sync_all(
-    wikis: list[tuple[str, Settings]], *, transport: httpx.AsyncBaseTransport | None = None
-) -> list[tuple[str, SyncSummary | Exception]]:
-    """Sync each wiki in turn with one polite budget per host; a failure stops only its wiki."""
-    budgets: dict[str, PoliteBudget] = {}
-    results: list[tuple[str, SyncSummary | Exception]] = []
-    for name, settings in wikis:
-        try:
-            summary = await run_sync(settings, transport=transport, budgets=budgets)
-        except BaseExceptionGroup as group:
-            cause = first_cause(group)
-            if not isinstance(cause, Exception):
-                raise
-            results.append((name, cause))
-        except Exception as exc:  # reported per wiki; the others still run
-            results.append((name, exc))
-        else:
-            results.append((name, summary))
-    return results
-
-
 async def run_sync(
     settings: Settings, *, transport: httpx.AsyncBaseTransport | None = None,
     budgets: dict[str, PoliteBudget] | None = None,
@@ -189,7 +168,6 @@ async def run_sync(
         check_etiquette(settings, host)
         budgets = {} if budgets is None else budgets
         budget = budgets.setdefault(host, budget_for(settings, host))
-        requests_before = budget.stats.requests
         async with open_client(api_url, budget, client_settings(settings), transport) as client:
             client.api_url = api_url
             robots = await site_policy.read_robots(client, api_url, directory)
@@ -217,7 +195,7 @@ async def run_sync(
                 status = run_status(exc)
                 raise
             finally:
-                ctx.summary.requests = budget.stats.requests - requests_before
+                ctx.summary.requests = client.requests
                 stats = {"mode": ctx.summary.mode, "applied": dict(ctx.summary.applied),
                          "requests": ctx.summary.requests, "high_water": ctx.summary.high_water}
                 with trio.CancelScope(shield=True):
@@ -241,13 +219,18 @@ def crawl_finished(mirror: Mirror) -> bool:
 
 
 def crawl_namespaces(mirror: Mirror) -> list[int] | None:
-    """The namespaces the crawl was limited to, or None when it took them all."""
+    """The namespaces the crawl took (widened since, perhaps), or None for all."""
+    plan = json.loads(mirror.get_meta("crawl_plan") or "{}")
+    if "namespaces" in plan:
+        taken = plan["namespaces"]
+        every = query.stored_namespaces(mirror)
+        # an older crawl wrote every namespace out where it now writes None
+        return None if taken is None or set(taken) >= set(every) else taken
     revisions = mirror.list_checkpoints("crawl/revisions/")
     if revisions and revisions[0].state:
         spec = revisions[0].state.get("spec", {})
         return spec.get("namespaces")
-    plan = json.loads(mirror.get_meta("crawl_plan") or "{}")
-    return plan.get("namespaces")
+    return None
 
 
 async def sync_from(ctx: SyncContext, high_water: str) -> None:

@@ -152,7 +152,7 @@ async def repair_mirror(
                 if report.damaged_files:
                     summary.files = await _fetch_files(client, mirror, settings, report,
                                                        transport)
-                summary.requests = client.budget.stats.requests
+                summary.requests = client.requests
             summary.restored, summary.lost = checks.restore(mirror, summary.report, fetched)
             summary.repaired = True
             summary.after = checks.verify(mirror)

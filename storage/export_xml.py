@@ -22,7 +22,7 @@ from collections.abc import Callable
 from typing import Any, TextIO
 
 from .export_jsonl import PROGRESS_EVERY
-from .files import FILE_NAMESPACE, STORED, FileBytes, file_versions
+from .files import DELETED, FILE_NAMESPACE, STORED, FileBytes, file_versions
 from .mirror import Mirror
 from .selection import Selection
 from .stored import StoredRevision, StoredSlot
@@ -189,7 +189,7 @@ class _XmlWriter:
                 for version in reversed(file_versions(self.mirror, self.file_name)):
                     # A hidden version has no bytes to give, and importDump.php --uploads
                     # cannot take one (it drops it, or stops at its hidden uploader)
-                    if not version["filehidden"]:
+                    if not version["filehidden"] and version["state"] != DELETED:
                         write_upload(self.out, self.mirror, version)
             self.out.write("  </page>\n")
         self.pageid, self.prev_revid, self.prev_slots = None, None, {}

@@ -22,7 +22,7 @@ from typing import Any
 
 from .attribution import Site, licence_text, page_attribution
 from .errors import NotInMirrorError
-from .files import FILE_NAMESPACE
+from .files import DELETED, FILE_NAMESPACE
 from .mirror import Mirror
 from .query import history, title_parser
 
@@ -70,8 +70,8 @@ def plain(value: Any) -> str | None:
 def file_attribution(mirror: Mirror, site: Site, name: str) -> FileAttribution:
     """NotInMirrorError if the mirror has no version of the file."""
     rows = mirror.db.conn.execute(
-        "SELECT user, userhidden, extmetadata FROM file_versions WHERE name = ?"
-        " ORDER BY timestamp", [name]).fetchall()
+        "SELECT user, userhidden, extmetadata FROM file_versions WHERE name = ? AND state != ?"
+        " ORDER BY timestamp", [name, DELETED]).fetchall()
     if not rows:
         raise NotInMirrorError(f"the mirror has no file {name.replace('_', ' ')}")
     title = title_parser(mirror).full_title(FILE_NAMESPACE, name.replace("_", " "))

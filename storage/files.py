@@ -40,6 +40,7 @@ SKIPPED = "skipped"  # larger than the run's --files-max-size
 MISSING = "missing"  # the wiki has no bytes for it (404, or no URL or SHA-1 given)
 REFUSED = "refused"  # its URL is on a host the wiki does not name for its files
 MISMATCH = "mismatch"  # it came twice with another SHA-1 than the wiki's
+DELETED = "deleted"  # deleted on the wiki since (the file or this version): no bytes kept
 # What a crawl tries to fetch (again): a new size limit, or a second chance.
 FETCHABLE = (WANTED, SKIPPED, MISMATCH)
 # meta: the SHA-1s whose bytes a committed change made unused, until they are deleted
@@ -113,9 +114,10 @@ def write_file_versions(
 
 def reconcile_files(mirror: Mirror, current: dict[str, list[FileVersionRecord]]) -> list[str]:
     """Make the mirror's versions of each file named the ones the wiki shows now (none:
-    the file was deleted or moved away). Versions the wiki no longer shows are removed,
-    and so are the bytes no stored version needs any more, hidden ones included;
-    returns the SHA-1s removed. All files in one transaction: the bytes of a file moved
+    the file was deleted or moved away). A version the wiki no longer shows is recorded
+    as deleted, or removed when it shows under another of the names (a move); the bytes
+    no version needs any more are removed, hidden ones included; returns the SHA-1s
+    removed. All files in one transaction: the bytes of a file moved
     to a new name stay, as the new name's.
 
     The removal of bytes is recorded in the same transaction as the catalogue's change
@@ -123,6 +125,8 @@ def reconcile_files(mirror: Mirror, current: dict[str, list[FileVersionRecord]])
     :func:`remove_unused_bytes`) finishes it."""
     remove_unused_bytes(mirror)
     conn = mirror.db.conn
+    # a version that shows under another of the names is a move, not a deletion
+    moved = {(v.timestamp, v.sha1) for versions in current.values() for v in versions}
     with mirror.transaction():
         before: set[str] = set()
         for name, versions in current.items():
@@ -131,10 +135,20 @@ def reconcile_files(mirror: Mirror, current: dict[str, list[FileVersionRecord]])
             conn.executemany(_UPSERT_VERSION, [
                 (*astuple(version), version_state(version)) for version in versions])
             keep = [version.timestamp for version in versions]
-            conn.execute(f"DELETE FROM file_versions WHERE name = ? AND timestamp NOT IN "
-                         f"({', '.join('?' for _ in keep)})", [name, *keep])
+            gone = conn.execute(
+                f"SELECT timestamp, sha1 FROM file_versions WHERE name = ? AND state != ? AND "
+                f"timestamp NOT IN ({', '.join('?' for _ in keep)})",
+                [name, DELETED, *keep]).fetchall()
+            for timestamp, sha1 in gone:
+                if (timestamp, sha1) in moved:  # it lives on under the file's new name
+                    conn.execute("DELETE FROM file_versions WHERE name = ? AND timestamp = ?",
+                                 [name, timestamp])
+                else:  # recorded as deleted, like a deleted page's tombstone
+                    conn.execute("UPDATE file_versions SET state = ?, url = NULL"
+                                 " WHERE name = ? AND timestamp = ?", [DELETED, name, timestamp])
         unused = sorted(sha1 for sha1 in before if not conn.execute(
-            "SELECT 1 FROM file_versions WHERE sha1 = ? LIMIT 1", [sha1]).fetchone())
+            "SELECT 1 FROM file_versions WHERE sha1 = ? AND state != ? LIMIT 1",
+            [sha1, DELETED]).fetchone())
         conn.executemany("DELETE FROM file_blobs WHERE sha1 = ?", [(s,) for s in unused])
         if unused:
             mirror.set_meta(PENDING_REMOVAL, json.dumps(unused))
@@ -218,7 +232,8 @@ def file_versions(mirror: Mirror, name: str) -> list[dict[str, Any]]:
 def file_counts(mirror: Mirror) -> dict[str, Any]:
     """Files, versions by state, and the bytes held (``stats``)."""
     conn = mirror.db.conn
-    files = conn.execute("SELECT count(DISTINCT name) FROM file_versions")
+    files = conn.execute("SELECT count(DISTINCT name) FROM file_versions WHERE state != ?",
+                         [DELETED])
     states = dict(conn.execute("SELECT state, count(*) FROM file_versions GROUP BY state"))
     held, held_bytes = conn.execute("SELECT count(*), sum(size) FROM file_blobs").fetchone()
     return {"files": int(files.fetchone()[0]), "versions": sum(states.values()),

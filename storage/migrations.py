@@ -721,10 +721,13 @@ CREATE TABLE file_blobs (
 CREATE VIEW files AS
 SELECT v.name, v.timestamp, v.user, v.comment, v.size, v.width, v.height, v.mime,
        v.mediatype, v.sha1, v.state,
-       (SELECT count(*) FROM file_versions o WHERE o.name = v.name) AS versions,
-       (SELECT sum(o.size) FROM file_versions o WHERE o.name = v.name) AS version_bytes
+       (SELECT count(*) FROM file_versions o WHERE o.name = v.name
+        AND o.state != 'deleted') AS versions,
+       (SELECT sum(o.size) FROM file_versions o WHERE o.name = v.name
+        AND o.state != 'deleted') AS version_bytes
 FROM file_versions v
-WHERE v.timestamp = (SELECT max(o.timestamp) FROM file_versions o WHERE o.name = v.name);
+WHERE v.timestamp = (SELECT o.timestamp FROM file_versions o WHERE o.name = v.name
+                     ORDER BY o.state != 'deleted' DESC, o.timestamp DESC LIMIT 1);
 """
 
 

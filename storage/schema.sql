@@ -117,7 +117,8 @@ CREATE INDEX idx_text_data_pack ON text_data (pack, position);
 -- state: wanted (to be fetched), stored (its bytes are in DIR/files), hidden (revision
 -- deleted on the wiki: never fetched), skipped (larger than --files-max-size), missing
 -- (the wiki answered 404), refused (its URL is on a host the wiki does not name for
--- files), mismatch (it came twice with another SHA-1 than the wiki's).
+-- files), mismatch (it came twice with another SHA-1 than the wiki's), deleted (deleted
+-- on the wiki since: its bytes are gone from the mirror).
 CREATE TABLE file_versions (
     name TEXT NOT NULL,
     timestamp TEXT NOT NULL,
@@ -263,12 +264,16 @@ FROM revisions r LEFT JOIN users u ON u.name = r.user
 WHERE r.user IS NOT NULL
 GROUP BY r.user;
 
--- Each file with its current version (its newest: a hidden version has no archivename
--- either), how many versions it has and their bytes in all.
+-- Each file with its current version (its newest not deleted: a hidden version has no
+-- archivename either), how many versions it has and their bytes in all (deleted ones
+-- left out). A file deleted on the wiki shows its last version, state deleted.
 CREATE VIEW files AS
 SELECT v.name, v.timestamp, v.user, v.comment, v.size, v.width, v.height, v.mime,
        v.mediatype, v.sha1, v.state,
-       (SELECT count(*) FROM file_versions o WHERE o.name = v.name) AS versions,
-       (SELECT sum(o.size) FROM file_versions o WHERE o.name = v.name) AS version_bytes
+       (SELECT count(*) FROM file_versions o WHERE o.name = v.name
+        AND o.state != 'deleted') AS versions,
+       (SELECT sum(o.size) FROM file_versions o WHERE o.name = v.name
+        AND o.state != 'deleted') AS version_bytes
 FROM file_versions v
-WHERE v.timestamp = (SELECT max(o.timestamp) FROM file_versions o WHERE o.name = v.name);
+WHERE v.timestamp = (SELECT o.timestamp FROM file_versions o WHERE o.name = v.name
+                     ORDER BY o.state != 'deleted' DESC, o.timestamp DESC LIMIT 1);

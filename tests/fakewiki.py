@@ -11,12 +11,13 @@ import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import parse_qs
 
 import httpx
 import trio
 
+T = TypeVar("T")
 Fault = Callable[[httpx.Request, dict[str, str]], httpx.Response | None]
 
 
@@ -69,10 +70,11 @@ def sha1(text: str) -> str:
 
 class FakeWiki:
     def __init__(self, pages: list[FakePage], *, generator: str = "MediaWiki 1.39.0",
-                 host: str = "wiki.test", limit: int = 50) -> None:
+                 host: str = "wiki.test", limit: int = 50, script_path: str = "/w") -> None:
         self.pages = pages
         self.generator = generator
         self.host = host
+        self.script_path = script_path  # two wikis may share a host (a farm)
         self.limit = limit
         self.high_limit_users: set[str] = set()
         self.logged_in: str | None = None
@@ -92,7 +94,7 @@ class FakeWiki:
 
     @property
     def api_url(self) -> str:
-        return f"http://{self.host}/w/api.php"
+        return f"http://{self.host}{self.script_path}/api.php"
 
     def transport(self) -> httpx.MockTransport:
         return httpx.MockTransport(self.handle)
@@ -250,7 +252,7 @@ class FakeWiki:
             "curtimestamp": "2030-01-01T00:00:00Z",
             "query": {
                 "general": {"generator": self.generator, "wikiid": "fakewiki",
-                            "server": f"http://{self.host}", "scriptpath": "/w",
+                            "server": f"http://{self.host}", "scriptpath": self.script_path,
                             "sitename": "Fake"},
                 "namespaces": namespaces, "namespacealiases": [],
                 "rightsinfo": {"url": "", "text": ""},
@@ -394,3 +396,15 @@ def make_pages(count: int, revisions_each: int, *, namespaces: tuple[int, ...] =
 
 def json_body(response: httpx.Response) -> dict[str, Any]:
     return dict(json.loads(response.content))
+
+
+class InlineWriter:
+    """A crawl's writer run on the trio thread, for runs on a MockClock: a write then
+    takes no virtual time (in a worker thread it would, as the clock jumps ahead while
+    the thread works)."""
+
+    def __init__(self, directory: Any = None) -> None:
+        pass
+
+    async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        return fn(*args, **kwargs)

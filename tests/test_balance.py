@@ -13,7 +13,7 @@ import random
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import pytest
 import trio
@@ -21,7 +21,7 @@ import trio.testing
 
 import jobs.crawl
 from jobs.crawl import run_crawl
-from tests.fakewiki import FakePage, FakeRevision, FakeWiki
+from tests.fakewiki import FakePage, FakeRevision, FakeWiki, InlineWriter
 from tests.test_crawl_fake import export, settings_for
 
 T = TypeVar("T")
@@ -83,16 +83,6 @@ def wiki_with(times: list[int], pages: int = 40) -> FakeWiki:
     wiki = FakeWiki(wiki_pages, limit=LIMIT)
     wiki.latency = LATENCY
     return wiki
-
-
-class InlineWriter:
-    """The crawl's writer, run on the trio thread: a write takes no virtual time."""
-
-    def __init__(self, directory: Any = None) -> None:
-        pass
-
-    async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        return fn(*args, **kwargs)
 
 
 @pytest.fixture

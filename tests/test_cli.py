@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import http.server
+import json
 import subprocess
 import sys
 import threading
@@ -155,3 +156,25 @@ def test_every_option_has_help_and_every_command_lists_the_exit_codes() -> None:
     assert {code for code, _ in outcome.EXIT_MEANINGS} == {
         value for key, value in vars(outcome).items() if key.startswith("EXIT_")
         and isinstance(value, int)}
+
+
+def test_crawl_sync_and_import_dump_print_their_summary_as_json(tmp_path: Path) -> None:
+    from tests.fakewiki import FakeWiki, make_pages
+    from tests.test_hostile_input import serve_fake
+
+    wiki = FakeWiki(make_pages(3, 4))
+    with serve_fake(wiki) as served:
+        done = run_cli("crawl", served.url + "/w/api.php", "--mirror", str(tmp_path / "m"),
+                       "--json", "--max-rps", "0")
+    assert done.returncode == 0, done.stderr
+    (line,) = done.stdout.splitlines()
+    summary = json.loads(line)
+    assert (summary["pages"], summary["revisions"], summary["new_revisions"]) == (3, 12, 12)
+    assert summary["requests"] > 0 and summary["files"] is None
+    dump = tmp_path / "dump.xml"
+    assert run_cli("export", "--mirror", str(tmp_path / "m"), "--format", "xml",
+                   "--output", str(dump)).returncode == 0
+    done = run_cli("import-dump", str(dump), "--mirror", str(tmp_path / "n"), "--json")
+    assert done.returncode == 0, done.stderr
+    imported = json.loads(done.stdout)
+    assert [r["new_revisions"] for r in imported["results"]] == [12]

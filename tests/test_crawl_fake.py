@@ -198,14 +198,47 @@ async def test_mirror_of_another_wiki_is_refused(tmp_path: Path) -> None:
         await run_crawl(settings_for(second, tmp_path / "m"), transport=second.transport())
 
 
-async def test_resume_with_other_namespaces_is_refused(tmp_path: Path) -> None:
+async def test_a_scope_that_leaves_part_of_the_mirror_out_is_refused(tmp_path: Path) -> None:
     wiki = FakeWiki(make_pages(4, 2, namespaces=(0, 1)))
     await run_crawl(settings_for(wiki, tmp_path / "m", namespaces=[0]), transport=wiki.transport())
     assert {r["ns"] for r in export(tmp_path / "m")} == {0}
-    with pytest.raises(ConfigError, match="same namespaces"):
-        await run_crawl(
-            settings_for(wiki, tmp_path / "m", namespaces=[1]), transport=wiki.transport()
-        )
+    before = len(wiki.requests)
+    for narrower in ({"namespaces": [1]}, {"namespaces": [0], "current_only": True}):
+        with pytest.raises(ConfigError, match="only ever widened"):
+            await run_crawl(settings_for(wiki, tmp_path / "m", **narrower),
+                            transport=wiki.transport())
+    assert all(p.get("list") != "allrevisions" for _, p, _ in wiki.requests[before:])
+
+
+async def test_wider_namespaces_fetch_only_what_the_mirror_lacks(tmp_path: Path) -> None:
+    wiki = FakeWiki(make_pages(40, 5, namespaces=(0, 1, 4)))
+    await run_crawl(settings_for(wiki, tmp_path / "m", namespaces=[0]), transport=wiki.transport())
+    before = len(wiki.requests)
+    await run_crawl(settings_for(wiki, tmp_path / "m", namespaces=[0, 1]),
+                    transport=wiki.transport())
+    widening = [p for _, p, _ in wiki.requests[before:]]
+    walked = [p for p in widening if p.get("list") == "allrevisions"]
+    assert walked and all(p.get("arvnamespace") == "1" for p in walked)
+    assert all(p.get("gapnamespace") in (None, "1") for p in widening)
+    fresh = FakeWiki(make_pages(40, 5, namespaces=(0, 1, 4)))
+    await run_crawl(settings_for(fresh, tmp_path / "f", namespaces=[0, 1]),
+                    transport=fresh.transport())
+    assert got(export(tmp_path / "m")) == got(export(tmp_path / "f"))
+    assert len(widening) < len(fresh.requests)
+    # the same command again: nothing left to fetch
+    before = len(wiki.requests)
+    await run_crawl(settings_for(wiki, tmp_path / "m", namespaces=[0, 1]),
+                    transport=wiki.transport())
+    assert not [p for _, p, _ in wiki.requests[before:] if p.get("list") == "allrevisions"]
+
+
+async def test_a_current_only_mirror_takes_the_histories_when_asked(tmp_path: Path) -> None:
+    wiki = FakeWiki(make_pages(10, 4))
+    await run_crawl(settings_for(wiki, tmp_path / "m", current_only=True),
+                    transport=wiki.transport())
+    assert len(export(tmp_path / "m")) == 10
+    await run_crawl(settings_for(wiki, tmp_path / "m"), transport=wiki.transport())
+    assert got(export(tmp_path / "m")) == expected(wiki)
 
 
 async def test_oauth_bearer_token(tmp_path: Path) -> None:

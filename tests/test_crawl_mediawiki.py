@@ -159,6 +159,30 @@ async def test_namespace_filter_and_current_only(
     assert sorted(r["revid"] for r in export_records(tmp_path / "cur")) == sorted(latest.values())
 
 
+async def test_widening_namespaces_fetches_only_the_new_ones(
+    shared_server: Any, fixture_dump: Path, tmp_path: Path
+) -> None:
+    """A --namespaces 0 mirror widened to 0,1 holds what a fresh crawl of 0,1 holds, for
+    the requests of namespace 1 alone; and a --current-only mirror takes the histories."""
+    truth = list(parse_dump(fixture_dump))
+    api = shared_server.api_url
+    first = await run_crawl(crawl_settings(api, tmp_path / "m", namespaces=[0]))
+    widened = await run_crawl(crawl_settings(api, tmp_path / "m", namespaces=[0, 1]))
+    fresh = await run_crawl(crawl_settings(api, tmp_path / "fresh", namespaces=[0, 1]))
+    alone = await run_crawl(crawl_settings(api, tmp_path / "one", namespaces=[1]))
+    assert by_revid(export_records(tmp_path / "m")) == by_revid(export_records(tmp_path / "fresh"))
+    assert sorted(by_revid(export_records(tmp_path / "m"))) == sorted(
+        r["revid"] for r in truth if r["ns"] in (0, 1))
+    assert widened.new_revisions == alone.revisions
+    # the requests of a crawl of namespace 1 alone, give or take the robots.txt copy
+    assert widened.requests <= alone.requests
+    print(f"\nwidening 0 -> 0,1: {first.requests} + {widened.requests} requests; "
+          f"a fresh crawl of 0,1: {fresh.requests}; of 1 alone: {alone.requests}")
+    await run_crawl(crawl_settings(api, tmp_path / "cur", current_only=True))
+    await run_crawl(crawl_settings(api, tmp_path / "cur"))
+    assert_matches_dump(tmp_path / "cur", fixture_dump)
+
+
 def stored_revisions(mirror_dir: Path) -> int:
     return count_rows(mirror_dir, "revisions")
 
