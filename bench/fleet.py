@@ -4,8 +4,10 @@ time against several at once.
     python bench/fleet.py [--wikis 4] [--cache DIR] [--latency 0.15]
 
 Serves ``--wikis`` copies of the scale-1 fixture wiki, each with php -S on its own
-port behind the test suite's proxy (tests/faultproxy.py), which holds every
-answer back by ``--latency`` seconds, as wikis on other continents would. Writes
+port behind the test suite's proxy (tests/faultproxy.py) on a loopback address
+of its own (127.0.0.2, .3, ...: hosts of their own, each with its own budget),
+which holds every answer back by ``--latency`` seconds, as wikis on other
+continents would. Writes
 a config with one [[wiki]] table each, then times, each as one `harvester`
 process: `crawl --all` at --jobs 1 and at --jobs N (into separate mirrors), and
 `sync --all` (nothing to do) at --jobs 1 and N. Prints a table; a benchmark, not
@@ -61,8 +63,10 @@ def main() -> None:
             for i in range(args.wikis):
                 wiki = demo_wiki.fixture_wiki(work / f"wiki{i}", cache=args.cache)
                 server = stack.enter_context(demo_wiki.WikiServer(wiki, workers=2))
-                proxy = stack.enter_context(FaultProxy(server.api_url,
-                                                       FaultPlan(latency=args.latency)))
+                # a loopback address each: wikis on hosts of their own (one address
+                # would be one host, whose one budget the wikis would share)
+                proxy = stack.enter_context(FaultProxy(
+                    server.api_url, FaultPlan(latency=args.latency), listen=f"127.0.0.{i + 2}"))
                 urls.append(proxy.api_url)
             rows = []
             for jobs in (1, args.wikis):

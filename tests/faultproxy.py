@@ -146,10 +146,16 @@ def walk_of(params: Params) -> str:
 class FaultProxy:
     """The proxy server; a context manager that serves on a thread per connection."""
 
-    def __init__(self, upstream_api_url: str, plan: FaultPlan | None = None) -> None:
+    def __init__(self, upstream_api_url: str, plan: FaultPlan | None = None, *,
+                 listen: str = "127.0.0.1") -> None:
+        """``listen``: a loopback address (127.0.0.0/8): proxies on 127.0.0.2, .3, ...
+        are wikis on hosts of their own, each under its own polite budget."""
         parts = urlsplit(upstream_api_url)
         if parts.hostname not in ("127.0.0.1", "localhost", "::1"):
             raise ValueError("the fault proxy only forwards to loopback")
+        if not listen.startswith("127."):
+            raise ValueError("the fault proxy only listens on loopback")
+        self.listen = listen
         self.upstream_host = parts.hostname
         self.upstream_port = parts.port or 80
         self.api_path = parts.path
@@ -164,7 +170,7 @@ class FaultProxy:
         self._candidates = 0  # requests that could have been faulted
         self._first_continue: dict[str, Any] = {}
         self._stopping = threading.Event()
-        self._server = _Server(("127.0.0.1", 0), _Handler)
+        self._server = _Server((listen, 0), _Handler)
         self._server.proxy = self
         self._thread: threading.Thread | None = None
 
@@ -174,7 +180,7 @@ class FaultProxy:
 
     @property
     def api_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}{self.api_path}"
+        return f"http://{self.listen}:{self.port}{self.api_path}"
 
     def start(self) -> FaultProxy:
         self._thread = threading.Thread(target=self._server.serve_forever,
