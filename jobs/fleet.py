@@ -49,13 +49,11 @@ def in_shard(name: str, shard: tuple[int, int] | None) -> bool:
 
 def select_wikis(wikis: list[tuple[str, Settings]], shard: tuple[int, int] | None
                  ) -> list[tuple[str, Settings]]:
-    """The shard's wikis; two wikis with one name or one mirror are a config error."""
+    """The shard's wikis; two wikis with one name are a config error."""
     names = [name for name, _ in wikis]
-    mirrors = [str(Path(s.mirror).resolve()) for _, s in wikis if s.mirror]
-    for label, values in (("name", names), ("mirror", mirrors)):
-        repeated = sorted({v for v in values if values.count(v) > 1})
-        if repeated:
-            raise ConfigError(f"two [[wiki]] tables have the same {label}: {repeated[0]}")
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise ConfigError(f"two [[wiki]] tables have the same name: {repeated[0]}")
     return [(name, settings) for name, settings in wikis if in_shard(name, shard)]
 
 
@@ -71,18 +69,32 @@ async def run_fleet(
     results: dict[str, T | Exception] = {}
 
     async def one(name: str, settings: Settings) -> None:
+        try:
+            results[name] = await job(settings, transport=transport, budgets=budgets)
+        except BaseExceptionGroup as group:
+            cause = first_cause(group)
+            if not isinstance(cause, Exception):
+                raise
+            results[name] = cause
+        except Exception as exc:  # reported per wiki; the others go on
+            results[name] = exc
+
+    async def in_turn(group: list[tuple[str, Settings]]) -> None:
         async with limiter:
-            try:
-                results[name] = await job(settings, transport=transport, budgets=budgets)
-            except BaseExceptionGroup as group:
-                cause = first_cause(group)
-                if not isinstance(cause, Exception):
-                    raise
-                results[name] = cause
-            except Exception as exc:  # reported per wiki; the others go on
-                results[name] = exc
+            for name, settings in group:
+                await one(name, settings)
 
     async with trio.open_nursery() as nursery:
-        for name, settings in wikis:
-            nursery.start_soon(one, name, settings)
+        for group in by_mirror(wikis):
+            nursery.start_soon(in_turn, group)
     return [(name, results[name]) for name, _ in wikis]
+
+
+def by_mirror(wikis: list[tuple[str, Settings]]) -> list[list[tuple[str, Settings]]]:
+    """The wikis in groups that share a mirror (a mirror has one writer at a time: they
+    run one after another), in the config's order."""
+    groups: dict[str, list[tuple[str, Settings]]] = {}
+    for index, (name, settings) in enumerate(wikis):
+        key = str(Path(settings.mirror).resolve()) if settings.mirror else f"#{index}"
+        groups.setdefault(key, []).append((name, settings))
+    return list(groups.values())

@@ -179,6 +179,12 @@ def _settings_block(extra_settings: str) -> str:
         "$wgEnableUploads = false;",
         "$wgShowExceptionDetails = true;",
         *(f"$wgGroupPermissions['sysop']['{right}'] = true;" for right in rights),
+        "# A second content slot, as on Commons (mediainfo): the fixture has a page with it.",
+        "$wgHooks['MediaWikiServices'][] = static function ( $services ) {",
+        "    $services->addServiceManipulator( 'SlotRoleRegistry', static function ( $roles ) {",
+        "        $roles->defineRoleWithModel( 'extra', CONTENT_MODEL_TEXT );",
+        "    } );",
+        "};",
         extra_settings,
         "",
     ]
@@ -374,11 +380,7 @@ def wiki_file_versions(wiki: Wiki) -> list[dict[str, Any]]:
     ``oldimage`` and ``filearchive`` tables), SHA-1s in hex: what a mirror's files are
     compared with. ``table`` says where each is; ``deleted`` is the revision-deletion
     bit field (1: the file hidden)."""
-    match = re.search(r'^\$wgDBname = "([^"]+)";', wiki.settings.read_text(encoding="utf-8"),
-                      re.MULTILINE)
-    if match is None:
-        raise DemoWikiError(f"{wiki.settings} has no $wgDBname line")
-    database = wiki.directory / "db" / f"{match.group(1)}.sqlite"
+    database = wiki_database(wiki)
     query = """
         SELECT 'image', img_name, NULL, img_timestamp, img_size, img_sha1, 0 FROM image
         UNION ALL SELECT 'oldimage', oi_name, oi_archive_name, oi_timestamp, oi_size, oi_sha1,
@@ -391,6 +393,28 @@ def wiki_file_versions(wiki: Wiki) -> list[dict[str, Any]]:
              "timestamp": f"{ts[:4]}-{ts[4:6]}-{ts[6:8]}T{ts[8:10]}:{ts[10:12]}:{ts[12:14]}Z",
              "size": size, "sha1": format(int(sha1, 36), "040x"), "deleted": deleted}
             for table, name, archive, ts, size, sha1, deleted in rows]
+
+
+def wiki_revision_tags(wiki: Wiki) -> dict[int, list[str]]:
+    """The change tags of each tagged revision, from the wiki's own tables (dumps do
+    not carry them)."""
+    with contextlib.closing(sqlite3.connect(f"file:{wiki_database(wiki)}?mode=ro",
+                                            uri=True)) as db:
+        rows = db.execute("SELECT ct_rev_id, ctd_name FROM change_tag JOIN change_tag_def"
+                          " ON ctd_id = ct_tag_id WHERE ct_rev_id IS NOT NULL").fetchall()
+    tags: dict[int, list[str]] = {}
+    for revid, name in rows:
+        tags.setdefault(int(revid), []).append(name)
+    return {revid: sorted(names) for revid, names in tags.items()}
+
+
+def wiki_database(wiki: Wiki) -> Path:
+    """The wiki's main SQLite file (``$wgDBname``.sqlite)."""
+    match = re.search(r'^\$wgDBname = "([^"]+)";', wiki.settings.read_text(encoding="utf-8"),
+                      re.MULTILINE)
+    if match is None:
+        raise DemoWikiError(f"{wiki.settings} has no $wgDBname line")
+    return wiki.directory / "db" / f"{match.group(1)}.sqlite"
 
 
 def dump_backup(wiki: Wiki, out: Path) -> Path:

@@ -158,6 +158,7 @@ class Revision:
     comment: str
     minor: bool
     text: str
+    extra: str | None = None  # the text of a second slot, role "extra" (model text)
 
 
 @dataclass
@@ -532,8 +533,16 @@ def _write_revision(out: TextIO, rev: Revision, revid: int, parentid: int) -> No
         "      <model>wikitext</model>\n      <format>text/x-wiki</format>\n"
         f'      <text bytes="{len(rev.text.encode())}" sha1="{sha1}" xml:space="preserve">'
         f"{escape(rev.text)}</text>\n"
-        f"      <sha1>{sha1}</sha1>\n    </revision>\n"
     )
+    if rev.extra is not None:
+        out.write(
+            "      <content>\n        <role>extra</role>\n        <model>text</model>\n"
+            "        <format>text/plain</format>\n"
+            f'        <text bytes="{len(rev.extra.encode())}" sha1="{sha1_base36(rev.extra)}"'
+            f' xml:space="preserve">{escape(rev.extra)}</text>\n      </content>\n')
+        out.write("    </revision>\n")  # the revision's SHA-1, of both slots: MediaWiki's
+        return
+    out.write(f"      <sha1>{sha1}</sha1>\n    </revision>\n")
 
 
 def generate_fixture_xml(path: Path, *, seed: int = 1, scale: int = 1) -> FixtureStats:
@@ -559,8 +568,30 @@ def generate_fixture_xml(path: Path, *, seed: int = 1, scale: int = 1) -> Fixtur
                 parent = revid
             total += spec.revisions
             out.write("  </page>\n")
+        total += _write_two_slot_page(out, len(pages) + 1, revid)
         out.write("</mediawiki>\n")
-    return FixtureStats(pages=len(pages), revisions=total)
+    return FixtureStats(pages=len(pages) + 1, revisions=total)
+
+
+# A page whose revisions hold a second slot (role "extra", which the demo wikis'
+# settings declare), changing in some revisions and kept in the others.
+TWO_SLOT_PAGE = "Two slots"
+
+
+def _write_two_slot_page(out: TextIO, pageid: int, revid: int) -> int:
+    """Appended after the generated pages (their random draws stay as they were)."""
+    out.write(f"  <page>\n    <title>{TWO_SLOT_PAGE}</title>\n    <ns>0</ns>\n"
+              f"    <id>{pageid}</id>\n")
+    extras = ["Extra, first.\n", "Extra, first.\n", "Extra, second.\n", "Extra, second.\n"]
+    parent = 0
+    for number, extra in enumerate(extras, start=1):
+        revid += 1
+        rev = Revision(datetime(2021, 3, number, 12, tzinfo=UTC), "Admin", False,
+                       f"two slots {number}", False, f"Main text, version {number}.\n", extra)
+        _write_revision(out, rev, revid, parent)
+        parent = revid
+    out.write("  </page>\n")
+    return len(extras)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -244,8 +244,11 @@ class _Batches:
         latest = self.latest
         record = PageRecord(page.pageid, page.ns, page.title, is_redirect=page.redirect)
         if latest is not None:
-            record.latest_revid, record.length = latest.revid, latest.size
-            main = latest.slots[0] if latest.slots else None
+            main = next((slot for slot in latest.slots if slot.role == "main"), None)
+            # MediaWiki's page_len is the main slot's size, the revision's that of all
+            record.latest_revid = latest.revid
+            record.length = main.size if main is not None and main.size is not None \
+                else latest.size
             record.content_model = main.content_model if main else None
         pages = self.batch.pages
         if pages and pages[-1].pageid == page.pageid:

@@ -4,13 +4,16 @@
 harvester's JSONL export, so a test can compare the two revision by revision:
 
     pageid ns title revid parentid timestamp user userid comment minor
-    sha1 text model format size [hidden]
+    sha1 text model format size [slots] [hidden]
+
+``slots``: the non-main slots (``<content>``), by role, each ``model format sha1
+size text`` as the export writes them.
 
 Revision-deleted fields are left out and named, in the order user, comment,
 text, sha1, under ``hidden`` (present only when something is hidden).  A hidden
 user removes both ``user`` and ``userid``; hidden text also hides ``sha1``,
 because the dump then writes an empty ``<sha1/>``.  ``size`` stays: MediaWiki
-reports it even for hidden text.
+reports it even for hidden text; it is the revision's, all slots together.
 """
 
 from __future__ import annotations
@@ -99,9 +102,27 @@ def _revision(rev: ET.Element, page: dict[str, Any]) -> dict[str, Any]:
     record["model"] = _text(rev, "model", "wikitext")
     record["format"] = _text(rev, "format", "text/x-wiki")
     record["size"] = _size(text)
+    slots = {_text(content, "role"): _slot(content, "text" in hidden)
+             for content in rev if _local(content.tag) == "content"}
+    if slots:
+        record["slots"] = slots
+        # a revision's size is its slots' together (rev_len); <text bytes> is the main's
+        record["size"] += sum(slot["size"] for slot in slots.values())
     if hidden:
         record["hidden"] = hidden
     return record
+
+
+def _slot(content: ET.Element, text_hidden: bool) -> dict[str, Any]:
+    text = _child(content, "text")
+    slot: dict[str, Any] = {"model": _text(content, "model"), "format": _text(content, "format")}
+    sha1 = text.get("sha1") if text is not None else None
+    if sha1:
+        slot["sha1"] = base36_to_hex(sha1)
+    slot["size"] = _size(text)
+    if not text_hidden and text is not None and not _deleted(text):
+        slot["text"] = text.text or ""
+    return slot
 
 
 def _size(text: ET.Element | None) -> int:

@@ -16,7 +16,7 @@ import jobs.crawl
 from harvester.config import Settings
 from harvester.errors import ConfigError
 from jobs.crawl import CrawlSummary, run_crawl
-from jobs.fleet import in_shard, parse_shard, run_fleet, select_wikis
+from jobs.fleet import by_mirror, in_shard, parse_shard, run_fleet, select_wikis
 from storage.export_jsonl import write_jsonl
 from storage.mirror import Mirror
 from tests.fakewiki import FakeWiki, InlineWriter, make_pages
@@ -127,11 +127,14 @@ def test_shards_split_a_fleet_stably() -> None:
             parse_shard(wrong)
 
 
-def test_two_wikis_with_one_mirror_are_refused(tmp_path: Path) -> None:
+def test_two_wikis_with_one_name_are_refused_and_one_mirror_is_taken_in_turn(
+        tmp_path: Path) -> None:
     one = Settings(api="http://a.test/api.php", mirror=str(tmp_path / "m"))
     other = Settings(api="http://b.test/api.php", mirror=str(tmp_path / "m"))
-    with pytest.raises(ConfigError, match="same mirror"):
-        select_wikis([("a", one), ("b", other)], None)
+    with pytest.raises(ConfigError, match="same name"):
+        select_wikis([("a", one), ("a", other)], None)
+    groups = by_mirror([("a", one), ("c", Settings(mirror=str(tmp_path / "n"))), ("b", other)])
+    assert [[name for name, _ in group] for group in groups] == [["a", "b"], ["c"]]
 
 
 def test_the_worked_example_of_docs_fleet_md_is_what_the_shards_do() -> None:

@@ -137,7 +137,7 @@ def test_bot_password_never_leaks(tmp_path: Path, shared_server: Any,
     assert done.returncode == 0, done.stderr
     assert f"as {name.split('@')[0]}" in done.stdout  # logged in: the secret was sent, and right
     assert "revisions stored" in done.stderr  # the forced progress lines are in the search
-    assert "harvester: DEBUG: request" in done.stderr  # and the debug log of each request
+    assert " DEBUG harvester.client: request " in done.stderr  # and the debug log of each request
 
     done = runs.run("wrong", "crawl", api, "--mirror", str(tmp_path / "w"), *every_log,
                     env=runs.env(HARVESTER_PASSWORD=WRONG_PASSWORD))
