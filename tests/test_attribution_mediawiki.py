@@ -12,8 +12,7 @@ from jobs.crawl import run_crawl
 from jobs.sync import run_sync
 from storage.attribution import load_site, page_attribution
 from storage.mirror import Mirror
-from tests.test_crawl_mediawiki import crawl_settings
-from tests.test_sync_mediawiki import sync_settings
+from tests.helpers import crawl_settings, sync_settings
 
 pytestmark = pytest.mark.mediawiki
 LICENCE_URL = "https://creativecommons.org/licenses/by-sa/4.0/"

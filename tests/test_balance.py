@@ -22,7 +22,7 @@ import trio.testing
 import jobs.crawl
 from jobs.crawl import run_crawl
 from tests.fakewiki import FakePage, FakeRevision, FakeWiki, InlineWriter
-from tests.test_crawl_fake import export, settings_for
+from tests.helpers import export, settings_for
 
 T = TypeVar("T")
 

@@ -29,8 +29,13 @@ import pytest
 from jobs.streams import epoch, iso
 from storage.mirror import DB_NAME
 from tests.faultproxy import FaultPlan, FaultProxy, Params
-from tests.test_crash_soak import check_crawl_checkpoints, check_store
-from tests.test_crawl_mediawiki import ROOT, assert_matches_dump, harvester_command
+from tests.helpers import (
+    ROOT,
+    assert_matches_dump,
+    check_crawl_checkpoints,
+    check_store,
+    harvester_command,
+)
 
 pytestmark = pytest.mark.mediawiki
 

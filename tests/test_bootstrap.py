@@ -19,8 +19,7 @@ import pytest
 from harvester.dumps import parse_files
 from harvester.errors import RemoteError
 from tests.dumpsite import DumpSite, split_dump
-from tests.test_crawl_mediawiki import assert_matches_dump, export_records
-from tests.test_import_dump import ROOT
+from tests.helpers import ROOT, assert_matches_dump, export_records
 
 CONTACT = "tests@example.org"
 

@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 import http.server
 import json
-import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,26 +14,7 @@ import pytest
 from harvester.config import build_settings
 from harvester.errors import ApiError, ConfigError, first_cause
 from jobs import outcome
-
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "harvester", *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-
-
-def assert_one_line_error(done: subprocess.CompletedProcess[str], code: int, words: str) -> None:
-    assert done.returncode == code, (done.returncode, done.stderr)
-    assert "Traceback" not in done.stderr
-    lines = [line for line in done.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and words in lines[0], done.stderr
+from tests.helpers import assert_one_line_error, run_cli, serve_fake
 
 
 @pytest.fixture
@@ -160,7 +139,6 @@ def test_every_option_has_help_and_every_command_lists_the_exit_codes() -> None:
 
 def test_crawl_sync_and_import_dump_print_their_summary_as_json(tmp_path: Path) -> None:
     from tests.fakewiki import FakeWiki, make_pages
-    from tests.test_hostile_input import serve_fake
 
     wiki = FakeWiki(make_pages(3, 4))
     with serve_fake(wiki) as served:

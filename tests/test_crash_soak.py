@@ -34,18 +34,19 @@ import trio
 
 from jobs.crawl import run_crawl
 from jobs.outcome import EXIT_MIRROR
-from storage.mirror import DB_NAME, Mirror
+from storage.mirror import DB_NAME
 from tests.ground_truth import parse_dump
-from tests.test_crawl_mediawiki import (
+from tests.helpers import (
     ROOT,
     by_revid,
+    check_crawl_checkpoints,
+    check_store,
     count_rows,
     crawl_settings,
     export_records,
     harvester_command,
     stored_revisions,
 )
-from tests.test_storage_changes import assert_consistent
 
 pytestmark = pytest.mark.mediawiki
 
@@ -70,21 +71,6 @@ SYNC_MAX_RPS = "6"
 # Small enough that the fixture's crawl (about 2.5 MB) cannot fit, big enough
 # for the schema and a few batches: the disk fills mid-crawl.
 SMALL_DISK = "640k"
-
-# Orphans: rows whose parent is gone. None may exist after any kill. (NOT IN,
-# not a correlated NOT EXISTS: texts and slots may be views whose sha1 columns
-# are computed, and NOT IN builds its lookup once.)
-ORPHANS = {
-    "texts no slot refers to":
-        "SELECT count(*) FROM texts WHERE sha1 NOT IN"
-        " (SELECT text_sha1 FROM slots WHERE text_sha1 IS NOT NULL)",
-    "slots of no revision": "SELECT count(*) FROM slots WHERE revid NOT IN"
-                            " (SELECT revid FROM revisions)",
-    "revisions without a slot": "SELECT count(*) FROM revisions WHERE revid NOT IN"
-                                " (SELECT revid FROM slots)",
-    "revisions of no page": "SELECT count(*) FROM revisions WHERE pageid NOT IN"
-                            " (SELECT pageid FROM pages)",
-}  # fmt: skip
 
 
 @dataclass
@@ -139,33 +125,6 @@ def run_then_kill(
 def run_to_end(command: list[str]) -> None:
     done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
-
-
-def check_store(directory: Path) -> int:
-    """The mirror as a killed run left it: sound, with no torn or orphaned data.
-
-    Returns the number of revisions it holds. (Opening it read-write first
-    recovers the WAL, as the next run would.)
-    """
-    if not (directory / DB_NAME).exists():
-        return 0  # killed before it created anything
-    with Mirror.open(directory, create=False) as mirror:
-        # integrity_check; every text decompresses and matches its sha1; delta
-        # chain bookkeeping exact; every slot's text present
-        assert_consistent(mirror)
-        for what, sql in ORPHANS.items():
-            count = mirror.db.execute(sql).fetchone()[0]
-            assert count == 0, f"{count} {what}"
-        return mirror.count_revisions()
-
-
-def check_crawl_checkpoints(directory: Path) -> None:
-    """Each stream's committed count equals the revisions stored: no batch half in."""
-    if not (directory / DB_NAME).exists():
-        return
-    with Mirror.open(directory, create=False) as mirror:
-        counted = sum(cp.items for cp in mirror.list_checkpoints("crawl/revisions/"))
-        assert counted == mirror.count_revisions()
 
 
 def compare(ours: dict[int, Any], truth: dict[int, Any], note: str = "") -> Counter[str]:

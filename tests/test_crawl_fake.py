@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import itertools
-import json
 from pathlib import Path
 from typing import Any
 
@@ -12,34 +11,13 @@ import httpx
 import pytest
 import trio
 
-from harvester.config import Settings
 from harvester.errors import ConfigError, RetriesExhaustedError
 from jobs.crawl import run_crawl
 from jobs.streams import epoch, iso
 from storage.errors import MirrorMismatchError
-from storage.export_jsonl import write_jsonl
 from storage.mirror import Mirror
 from tests.fakewiki import FakeWiki, make_pages, sha1
-
-
-def settings_for(wiki: FakeWiki, mirror: Path, **extra: Any) -> Settings:
-    values: dict[str, Any] = {
-        "api": wiki.api_url,
-        "mirror": str(mirror),
-        "quiet": True,
-        "max_requests_per_second": 0,
-        "max_requests_per_minute": 0,
-        "max_retries": 0,
-        **extra,
-    }
-    return Settings(**values)
-
-
-def export(mirror_dir: Path) -> list[dict[str, Any]]:
-    out = io.StringIO()
-    with Mirror.open(mirror_dir, create=False) as mirror:
-        write_jsonl(mirror, out)
-    return [json.loads(line) for line in out.getvalue().splitlines()]
+from tests.helpers import export, settings_for
 
 
 def expected(wiki: FakeWiki) -> list[tuple[int, int, str | None]]:

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import io
-import json
 import math
 import os
 import signal
 import sqlite3
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -19,32 +16,19 @@ import demo_wiki
 import httpx
 import pytest
 
-from harvester.config import Settings
 from jobs.crawl import run_crawl
-from storage.export_jsonl import write_jsonl
-from storage.mirror import Mirror
 from tests.ground_truth import parse_dump
+from tests.helpers import (
+    ROOT,
+    assert_matches_dump,
+    by_revid,
+    crawl_settings,
+    export_records,
+    harvester_command,
+    stored_revisions,
+)
 
 pytestmark = pytest.mark.mediawiki
-ROOT = Path(__file__).resolve().parent.parent
-COMPARED = (
-    "pageid",
-    "ns",
-    "title",
-    "revid",
-    "parentid",
-    "timestamp",
-    "user",
-    "userid",
-    "comment",
-    "minor",
-    "sha1",
-    "text",
-    "model",
-    "format",
-    "size",
-    "slots",
-)
 
 
 class CountingTransport(httpx.AsyncHTTPTransport):
@@ -63,53 +47,6 @@ class CountingTransport(httpx.AsyncHTTPTransport):
 
     def count(self, **match: str) -> int:
         return sum(all(p.get(k) == v for k, v in match.items()) for p in self.params)
-
-
-def comparable(record: dict[str, Any]) -> dict[str, Any]:
-    hidden = set(record.get("hidden", [])) - {"sha1"}
-    out = {k: record[k] for k in COMPARED if k in record}
-    if "text" in hidden:
-        # the API hides the sha1 of hidden text, and the mirror keeps no format for it;
-        # the dump still prints both
-        out.pop("sha1", None)
-        out.pop("format", None)
-    out["hidden"] = sorted(hidden)
-    return out
-
-
-def export_records(mirror_dir: Path) -> list[dict[str, Any]]:
-    out = io.StringIO()
-    with Mirror.open(mirror_dir, create=False) as mirror:
-        write_jsonl(mirror, out)
-    return [json.loads(line) for line in out.getvalue().splitlines()]
-
-
-def by_revid(records: list[dict[str, Any]]) -> dict[int, dict[str, Any]]:
-    return {r["revid"]: comparable(r) for r in records}
-
-
-def assert_matches_dump(mirror_dir: Path, dump: Path) -> int:
-    ours = by_revid(export_records(mirror_dir))
-    truth = by_revid(list(parse_dump(dump)))
-    assert sorted(ours) == sorted(truth), "revision ids differ from dumpBackup"
-    mismatched = [revid for revid in truth if ours[revid] != truth[revid]]
-    assert not mismatched, (
-        f"{len(mismatched)} revisions differ, e.g. "
-        + json.dumps([ours[mismatched[0]], truth[mismatched[0]]], ensure_ascii=False)[:2000]
-    )
-    return len(truth)
-
-
-def crawl_settings(api: str, mirror: Path, **extra: Any) -> Settings:
-    values: dict[str, Any] = {
-        "api": api,
-        "mirror": str(mirror),
-        "quiet": True,
-        "max_requests_per_second": 0,
-        "max_requests_per_minute": 0,
-        **extra,
-    }
-    return Settings(**values)
 
 
 async def test_anonymous_crawl_equals_dumpbackup(
@@ -194,26 +131,6 @@ async def test_widening_namespaces_fetches_only_the_new_ones(
     await run_crawl(crawl_settings(api, tmp_path / "cur", current_only=True))
     await run_crawl(crawl_settings(api, tmp_path / "cur"))
     assert_matches_dump(tmp_path / "cur", fixture_dump)
-
-
-def stored_revisions(mirror_dir: Path) -> int:
-    return count_rows(mirror_dir, "revisions")
-
-
-def count_rows(mirror_dir: Path, table: str) -> int:
-    """Rows of a mirror's table as another process sees them; 0 before the schema exists."""
-    try:
-        db = sqlite3.connect(f"file:{mirror_dir / 'mirror.sqlite'}?mode=ro", uri=True, timeout=1)
-        try:
-            return int(db.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
-        finally:
-            db.close()
-    except sqlite3.Error:
-        return 0
-
-
-def harvester_command(*args: str) -> list[str]:
-    return [sys.executable, "-m", "harvester", *args]
 
 
 def crawl_until_killed(url: str, mirror: Path, threshold: int) -> int:

@@ -23,9 +23,8 @@ from storage.mirror import Mirror
 from storage.records import PageRecord, RevisionBatch
 from storage.selection import Selection
 from tests.ground_truth import parse_dump
-from tests.test_export_xml import hidden_rev, rev
+from tests.helpers import ROOT, hidden_rev, rev
 
-ROOT = Path(__file__).resolve().parent.parent
 READERS = {
     "": lambda path: path.read_bytes(),
     ".gz": lambda path: gzip.decompress(path.read_bytes()),

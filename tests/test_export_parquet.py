@@ -20,8 +20,8 @@ import zstandard
 from storage import dumpimport
 from storage.mirror import Mirror
 from tests.ground_truth import parse_dump
+from tests.helpers import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.mediawiki
 
 

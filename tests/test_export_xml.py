@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import xml.etree.ElementTree as ET
@@ -15,9 +14,10 @@ import pytest
 from storage.export_jsonl import write_jsonl
 from storage.export_xml import EXPORT_NS, sha1_base36, write_xml
 from storage.mirror import Mirror
-from storage.records import PageRecord, RevisionBatch, RevisionRecord, SlotRecord
+from storage.records import PageRecord, RevisionBatch, SlotRecord
 from storage.selection import Selection
 from tests.ground_truth import base36_to_hex, parse_dump
+from tests.helpers import hidden_rev, rev, sha1
 
 NS = {"mw": EXPORT_NS}
 SITEINFO: dict[str, Any] = {
@@ -33,29 +33,6 @@ SITEINFO: dict[str, Any] = {
     },
     "namespacealiases": [{"id": 4, "alias": "TW"}],
 }  # fmt: skip
-
-
-def sha1(text: str) -> str:
-    return hashlib.sha1(text.encode("utf-8")).hexdigest()
-
-
-def rev(revid: int, pageid: int, timestamp: str, text: str | None, **kw: Any) -> RevisionRecord:
-    size = len(text.encode("utf-8")) if text is not None else 7
-    digest = sha1(text) if text is not None else None
-    fields: dict[str, Any] = {
-        "parentid": None, "user": "Zoë", "userid": 3, "comment": "summary", "minor": False,
-        "size": size, "sha1": digest,
-        "slots": [SlotRecord("main", "wikitext", "text/x-wiki", size, digest, text)],
-    }  # fmt: skip
-    fields.update(kw)
-    return RevisionRecord(revid=revid, pageid=pageid, timestamp=timestamp, **fields)
-
-
-def hidden_rev(revid: int, pageid: int, timestamp: str, **kw: Any) -> RevisionRecord:
-    """A revision whose text (and so its sha1) was revision-deleted."""
-    slot = SlotRecord("main", "wikitext", "text/x-wiki", 7, None, None, texthidden=True)
-    return rev(revid, pageid, timestamp, None, sha1=None, texthidden=True, sha1hidden=True,
-               slots=[slot], **kw)
 
 
 @pytest.fixture

@@ -38,17 +38,17 @@ from tests.faultproxy import (
     LogEntry,
 )
 from tests.ground_truth import parse_dump
-from tests.test_crawl_mediawiki import (
+from tests.helpers import (
+    ROOT,
     assert_matches_dump,
     by_revid,
     crawl_settings,
     export_records,
     stored_revisions,
+    sync_settings,
 )
-from tests.test_sync_mediawiki import sync_settings
 
 pytestmark = pytest.mark.mediawiki
-ROOT = Path(__file__).resolve().parent.parent
 
 EVERY = 5  # a fifth of the requests
 TIMEOUT = 2.0  # the client's --timeout; a stall lasts longer

@@ -23,9 +23,9 @@ from jobs.crawl import run_crawl
 from jobs.sync import run_sync
 from storage import files
 from storage.mirror import Mirror
+from tests.helpers import ROOT
 
 pytestmark = pytest.mark.mediawiki
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def sha1(data: bytes) -> str:

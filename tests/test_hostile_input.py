@@ -10,7 +10,6 @@ fixtures); ``tests/fakewiki.py`` for payloads a real wiki cannot be made to send
 from __future__ import annotations
 
 import datetime
-import http.server
 import io
 import json
 import os
@@ -24,10 +23,8 @@ import time
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
@@ -41,89 +38,23 @@ from jobs.site_policy import ROBOTS_MAX_BYTES
 from storage.export_jsonl import write_jsonl
 from storage.mirror import Mirror
 from tests.fakewiki import FakePage, FakeRevision, FakeWiki, make_pages
-from tests.test_cli import ROOT, assert_one_line_error, run_cli
-from tests.test_crawl_fake import settings_for
+from tests.helpers import (
+    ROOT,
+    Answer,
+    Handler,
+    assert_one_line_error,
+    run_cli,
+    serve,
+    serve_fake,
+    settings_for,
+)
 
-Answer = tuple[int, dict[str, str], bytes]
-Handler = Callable[[str, str, dict[str, str], bytes], Answer]
 FAST = ("--max-retries", "0", "--max-rps", "0", "--max-rpm", "0")
 # What a mirror directory may hold: the catalogue, SQLite's journal files and the lock.
 MIRROR_FILES = {"mirror.sqlite", "mirror.sqlite-wal", "mirror.sqlite-shm", ".lock"}
 
 
 # ------------------------------------------------------------------ servers on loopback
-
-
-@dataclass
-class Served:
-    """A running loopback server and what it was asked."""
-
-    url: str
-    requests: list[tuple[str, str]] = field(default_factory=list)  # (method, path)
-
-    @property
-    def port(self) -> int:
-        return urlsplit(self.url).port or 80
-
-
-@contextmanager
-def serve(answer: Handler, *, tls: ssl.SSLContext | None = None) -> Iterator[Served]:
-    """A threaded HTTP(S) server on 127.0.0.1 that answers every request with ``answer``."""
-    served = Served("")
-
-    class Handle(http.server.BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def handle_one(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            body = self.rfile.read(length) if length else b""
-            served.requests.append((self.command, self.path))
-            status, headers, content = answer(self.command, self.path, dict(self.headers), body)
-            self.send_response(status)
-            for name, value in headers.items():
-                if name.lower() not in ("content-length", "transfer-encoding", "connection"):
-                    self.send_header(name, value)
-            self.send_header("Content-Length", str(len(content)))
-            self.end_headers()
-            self.wfile.write(content)
-
-        do_GET = do_POST = handle_one
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handle)
-    if tls is not None:
-        server.socket = tls.wrap_socket(server.socket, server_side=True)
-    scheme = "https" if tls is not None else "http"
-    served.url = f"{scheme}://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield served
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
-@contextmanager
-def serve_fake(wiki: FakeWiki) -> Iterator[Served]:
-    """The fake wiki behind a real socket, so the command line itself can crawl it."""
-
-    def answer(method: str, path: str, headers: dict[str, str], body: bytes) -> Answer:
-        url = f"http://{wiki.host}{path}"
-        request = httpx.Request(method, url, headers=headers, content=body)
-        params = {k: v[-1] for k, v in parse_qs(urlsplit(path).query).items()}
-        if method == "POST":
-            params.update({k: v[-1] for k, v in parse_qs(body.decode()).items()})
-        wiki.requests.append((0.0, params, request))
-        response = next((r for r in (f(request, params) for f in wiki.faults) if r), None)
-        response = response or wiki.route(request, params)
-        return response.status_code, dict(response.headers), response.content
-
-    with serve(answer) as served:
-        wiki.host = urlsplit(served.url).netloc
-        yield served
 
 
 def redirect_to(target: str) -> Handler:

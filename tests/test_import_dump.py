@@ -38,14 +38,8 @@ from storage.export_jsonl import write_jsonl
 from storage.export_xml import sha1_base36
 from storage.mirror import Mirror
 from tests.ground_truth import parse_dump
-from tests.test_crawl_mediawiki import (
-    assert_matches_dump,
-    count_rows,
-    crawl_settings,
-)
-from tests.test_sync_mediawiki import sync_settings
+from tests.helpers import ROOT, assert_matches_dump, count_rows, crawl_settings, sync_settings
 
-ROOT = Path(__file__).resolve().parent.parent
 CORPORA = ROOT.parent / "shared" / "corpora"
 MARKER = "Qzv-hidden-text-marker"
 

@@ -1,5 +1,6 @@
 """The dependency direction of the design: jobs uses harvester and storage, which never
-import each other; storage is plain synchronous code (no httpx, no trio)."""
+import each other; storage is plain synchronous code (no httpx, no trio). And in tests/,
+no test module imports another: what they share is in tests/helpers.py."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.helpers import ROOT
+
 FORBIDDEN = {
     "harvester": {"storage", "sqlite3", "sqlite_utils"},
     "storage": {"harvester", "jobs", "httpx", "trio"},
@@ -90,3 +92,53 @@ def test_the_sql_pattern_finds_sql() -> None:
     assert SQL.match("select distinct ns from pages order by ns")
     assert SQL.match("\n    SELECT id FROM namespaces WHERE id >= 0")
     assert not SQL.match("select a mode for the crawl")
+
+
+def imported_test_modules(source: str) -> set[str]:
+    """The test modules (tests.test_*) that the imports of ``source``, a module of the
+    package tests, name: absolute or relative, ``from tests import test_x``, at the top
+    or inside a function alike."""
+    found = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            package = ["tests"][: max(0, 2 - node.level)] if node.level else []
+            module = ".".join([*package, *([node.module] if node.module else [])])
+            names = [module, *(".".join(filter(None, [module, a.name])) for a in node.names)]
+        else:
+            continue
+        for name in names:
+            parts = name.split(".")
+            if parts[0] == "tests":
+                parts = parts[1:]
+            if parts and parts[0].startswith("test_"):
+                found.add(f"tests.{parts[0]}")
+    return found
+
+
+def test_no_test_module_imports_another() -> None:
+    paths = sorted((ROOT / "tests").glob("test_*.py"))
+    assert len(paths) > 1
+    for path in paths:
+        wrong = sorted(imported_test_modules(path.read_text(encoding="utf-8")))
+        assert not wrong, (f"{path.relative_to(ROOT)} imports {wrong}; what test modules "
+                           "share belongs in tests/helpers.py")
+
+
+def test_the_import_finder_sees_every_form() -> None:
+    source = "\n".join([
+        "import {p}.test_a",
+        "import {p}.test_b as b",
+        "from {p}.test_c import x",
+        "from {p} import helpers, test_d",
+        "from . import test_e",
+        "from .test_f import y",
+        "def later():",
+        "    from {p}.test_g import z",
+        "from {p}.helpers import ROOT",
+        "from . import helpers as h",
+        "from .fakewiki import FakeWiki",
+        "import json",
+    ]).format(p="tests")  # spelt so that a grep for such imports finds none in this file
+    assert sorted(imported_test_modules(source)) == [f"tests.test_{c}" for c in "abcdefg"]

@@ -18,8 +18,7 @@ import httpx
 import pytest
 
 from tests.ground_truth import base36_to_hex, load_dump, parse_dump
-
-ROOT = Path(__file__).resolve().parent.parent
+from tests.helpers import ROOT
 
 # ---------------------------------------------------------------- base 36
 

@@ -12,8 +12,8 @@ import pytest
 import harvester
 from harvester.errors import ConfigError
 from tests.ground_truth import parse_dump
+from tests.helpers import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "python-api.md"
 DOC_WIKI = "http://127.0.0.1:8080/api.php"
 

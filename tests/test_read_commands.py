@@ -12,8 +12,8 @@ import pytest
 from harvester.cli import main
 from jobs import outcome, read
 from storage.errors import NotInMirrorError, TextHiddenError
+from tests.helpers import ROOT, assert_one_line_error, run_cli, settings_for
 from tests.read_mirror import MAIN_1, MAIN_2, MAIN_3, build
-from tests.test_cli import assert_one_line_error, run_cli
 
 
 @pytest.fixture(scope="module")
@@ -225,8 +225,6 @@ def test_a_reader_that_stops_early_ends_the_command_quietly(tmp_path: Path) -> N
 
     from jobs.crawl import run_crawl
     from tests.fakewiki import FakeWiki, make_pages
-    from tests.test_cli import ROOT
-    from tests.test_crawl_fake import settings_for
 
     wiki = FakeWiki(make_pages(1500, 1))
     trio.run(lambda: run_crawl(settings_for(wiki, tmp_path / "m"), transport=wiki.transport()))

@@ -17,10 +17,9 @@ from storage import readahead
 from storage.dumpxml import DumpError
 from storage.errors import MirrorLockedError, StorageError
 from storage.lock import MirrorLock
+from tests.helpers import ROOT
 
 pytestmark = pytest.mark.skipif(not readahead.available(), reason="needs fork and 2 CPUs")
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def pid_alive(pid: int) -> bool:

@@ -25,8 +25,7 @@ import pytest
 
 from jobs import outcome
 from tests.fakewiki import FakeWiki, make_pages
-from tests.test_cli import ROOT
-from tests.test_hostile_input import serve_fake
+from tests.helpers import ROOT, serve_fake
 
 WRONG_PASSWORD = "Wrong-Secret-9c1f2e7a-do-not-print"
 OAUTH_TOKEN = "oauth-Token-5b1e77d2-do-not-print"

@@ -21,8 +21,7 @@ from jobs.outcome import EXIT_REFUSED, exit_code_for
 from jobs.site_policy import DUMPS_FIRST_EDITS, ROBOTS_KEY, ROBOTS_MAX_AGE, read_robots
 from storage.mirror import recorded_meta
 from tests.fakewiki import FakeWiki, make_pages
-from tests.test_crawl_fake import settings_for
-from tests.test_crawl_mediawiki import crawl_settings
+from tests.helpers import crawl_settings, settings_for
 
 
 def api_requests(wiki: FakeWiki) -> list[httpx.Request]:

@@ -15,7 +15,7 @@ from storage import changes, packs
 from storage.mirror import DB_NAME, Mirror
 from storage.records import PageRecord, RevisionBatch, RevisionRecord, SlotRecord
 from storage.textstore import TextStore, text_sha1
-from tests.test_storage_texts import edited_history
+from tests.helpers import assert_consistent, edited_history, rows
 
 
 def rev(revid: int, text: str, pageid: int = 1, **kw: Any) -> RevisionRecord:
@@ -56,32 +56,9 @@ def store(mirror: Mirror, revisions: list[RevisionRecord]) -> int:
     return mirror.write_batch(RevisionBatch(pages, revisions), "test", None, False)
 
 
-def rows(mirror: Mirror, sql: str, *params: Any) -> list[tuple[Any, ...]]:
-    return [tuple(row) for row in mirror.db.execute(sql, list(params)).fetchall()]
-
-
 def snapshot(mirror: Mirror) -> dict[str, list[tuple[Any, ...]]]:
     tables = ("pages", "revisions", "slots", "texts", "users", "tombstones", "sync_rcids")
     return {t: rows(mirror, f"SELECT * FROM {t} ORDER BY 1, 2") for t in tables}
-
-
-def assert_consistent(mirror: Mirror) -> None:
-    """The file is sound, and every text is readable with exact pack bookkeeping."""
-    assert rows(mirror, "PRAGMA integrity_check") == [("ok",)]
-    texts = [sha1 for (sha1,) in rows(mirror, "SELECT sha1 FROM texts")]
-    # each pack's texts are at positions 0..records-1
-    packed = rows(mirror, "SELECT p.records, (SELECT group_concat(position) FROM"
-                          " (SELECT position FROM text_data t WHERE t.pack = p.id"
-                          " ORDER BY position)) FROM text_packs p")  # fmt: skip
-    for records, positions in packed:
-        assert positions == ",".join(map(str, range(records)))
-    assert rows(mirror, "SELECT count(*) FROM text_data WHERE pack IS NULL") == [(0,)]
-    mirror.texts.clear_caches()
-    for sha1 in texts:
-        assert text_sha1(mirror.read_text(sha1)) == sha1  # get_bytes checks it too
-    dangling = rows(mirror, "SELECT text_sha1 FROM slots WHERE text_sha1 IS NOT NULL"
-                            " AND text_sha1 NOT IN (SELECT sha1 FROM texts)")  # fmt: skip
-    assert dangling == []
 
 
 def marker() -> str:

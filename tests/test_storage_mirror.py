@@ -19,7 +19,7 @@ from storage.migrations import MIGRATIONS
 from storage.mirror import DB_NAME, Mirror
 from storage.records import PageRecord, RevisionBatch, RevisionRecord, SlotRecord
 from storage.textstore import StoredText
-from tests.test_storage_schema import make_mirror_at
+from tests.helpers import make_mirror_at
 
 
 def rev(revid: int, pageid: int = 1, text: str | None = "text", **kw: Any) -> RevisionRecord:

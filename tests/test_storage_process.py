@@ -15,8 +15,7 @@ import pytest
 from storage.errors import MirrorLockedError, StorageError
 from storage.lock import MirrorLock
 from storage.mirror import DB_NAME, Mirror
-
-ROOT = Path(__file__).resolve().parent.parent
+from tests.helpers import ROOT
 
 HOLD_LOCK = """
 import sys, time

@@ -10,22 +10,13 @@ from typing import Any
 
 import fixture_xml
 import pytest
-import sqlite_utils
 import zstandard
 
-from storage import dumpimport, schema
+from storage import dumpimport
 from storage.export_jsonl import write_jsonl
 from storage.migrations import MIGRATIONS
 from storage.mirror import DB_NAME, Mirror
-
-
-def make_mirror_at(directory: Path, version: int) -> None:
-    """A mirror as a harvester whose schema ended at migration ``version`` made it."""
-    directory.mkdir(parents=True, exist_ok=True)
-    conn = sqlite3.connect(directory / DB_NAME, isolation_level=None)
-    conn.execute("PRAGMA auto_vacuum=INCREMENTAL")
-    schema.migrate(sqlite_utils.Database(conn), upto=version)
-    conn.close()
+from tests.helpers import make_mirror_at
 
 
 def normalised(sql: str) -> str:

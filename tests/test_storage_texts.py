@@ -17,6 +17,7 @@ from storage.errors import StorageError
 from storage.mirror import Mirror
 from storage.records import PageRecord, RevisionBatch, RevisionRecord, SlotRecord
 from storage.textstore import ByteLRU, TextStore, text_sha1
+from tests.helpers import edited_history
 
 
 def rev(revid: int, text: str | None, *, pageid: int = 1, role: str = "main") -> RevisionRecord:
@@ -43,25 +44,6 @@ def store(mirror: Mirror, revisions: list[RevisionRecord]) -> int:
 def reread(mirror: Mirror, revid: int) -> str | None:
     mirror.texts.clear_caches()  # force decompression from the database
     return mirror.revision_text(revid)
-
-
-def edited_history(n: int, seed: int = 1, words: int = 1500) -> list[str]:
-    """n versions of an article, each one small random edit away from the last."""
-    rng = random.Random(seed)
-    vocab = [f"w{rng.randrange(10**6)}" for _ in range(3000)]
-    doc = [rng.choice(vocab) for _ in range(words)]
-    out = []
-    for _ in range(n):
-        pos = rng.randrange(len(doc))
-        action = rng.random()
-        if action < 0.5:
-            doc.insert(pos, rng.choice(vocab))
-        elif action < 0.8:
-            doc[pos] = rng.choice(vocab)
-        else:
-            del doc[pos]
-        out.append(" ".join(doc))
-    return out
 
 
 @pytest.fixture

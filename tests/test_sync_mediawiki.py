@@ -13,21 +13,13 @@ from typing import Any
 import pytest
 import trio
 
-from harvester.config import Settings
 from jobs.crawl import run_crawl
 from jobs.sync import CATCH_UP, run_sync
 from storage.mirror import Mirror
-from tests.test_crawl_mediawiki import crawl_settings, export_records
+from tests.helpers import ROOT, crawl_settings, export_records, sync_settings
 
 pytestmark = pytest.mark.mediawiki
-ROOT = Path(__file__).resolve().parent.parent
 MARKER = "Zyxwvut-hidden-marker"
-
-
-def sync_settings(mirror: Path, **extra: Any) -> Settings:
-    values: dict[str, Any] = {"mirror": str(mirror), "quiet": True,
-                              "max_requests_per_second": 0, "max_requests_per_minute": 0, **extra}
-    return Settings(**values)
 
 
 def comparable(records: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -12,9 +12,8 @@ from typing import Any
 
 import pytest
 
-from tests.test_crawl_mediawiki import assert_matches_dump
+from tests.helpers import ROOT, assert_matches_dump
 
-ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.mediawiki
 
 
