@@ -32,6 +32,7 @@ from harvester.errors import (
     MaxLagError,
     RateLimitedError,
     ReadOnlyError,
+    RedirectRefused,
     RemoteError,
     RetriesExhaustedError,
     RetryableError,
@@ -216,7 +217,8 @@ class ApiClient:
         if host != self.host or not (same or upgrade):
             where = self.host if self.port == DEFAULT_PORTS.get(self.scheme) else (
                 f"{self.host}:{self.port}")
-            raise RemoteError(f"refusing to follow {url}: it is not on {self.scheme}://{where}")
+            raise RedirectRefused(
+                f"refusing to follow {url}: it is not on {self.scheme}://{where}")
 
     async def _read_capped(self, response: httpx.Response, cap: int) -> bytes:
         """The body, read chunk by chunk and abandoned as soon as it passes the cap."""

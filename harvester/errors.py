@@ -24,6 +24,10 @@ class NotMediaWikiError(RemoteError):
     """The URL does not lead to a MediaWiki Action API."""
 
 
+class RedirectRefused(RemoteError):
+    """A redirect to another host than the one the client is for: never followed."""
+
+
 class HttpError(RemoteError):
     """An HTTP status that is not retryable (404, 403, ...)."""
 

@@ -27,7 +27,7 @@ import trio
 
 from harvester.client import ApiClient, open_client
 from harvester.config import Settings
-from harvester.errors import HttpError
+from harvester.errors import HttpError, RedirectRefused
 from harvester.files import every_version, file_hosts, host_of, walk_file_catalogue
 from jobs.connection import budget_for, client_settings
 from jobs.convert import file_versions
@@ -201,6 +201,11 @@ class Fetcher:
             try:
                 await fetch_verified(await self.client_for(url), transfer, target,
                                      self.summary.tally)
+            except RedirectRefused as exc:  # the file host sent it somewhere else
+                log.warning("%s: %s", wanted.name, exc)
+                self.summary.refused.append(wanted.name)
+                target.restart()
+                return files.REFUSED
             except HttpError as exc:
                 if exc.status not in (404, 410):
                     raise

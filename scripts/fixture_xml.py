@@ -190,6 +190,17 @@ def sha1_base36(text: str) -> str:
     return out.rjust(31, "0")
 
 
+def revision_sha1_base36(slots: dict[str, str]) -> str:
+    """A revision's SHA-1 as MediaWiki computes it from its slots' texts
+    (RevisionSlots::computeSha1): by role, each slot's base-36 SHA-1 folded into the
+    next; for one slot, that slot's."""
+    folded: str | None = None
+    for role in sorted(slots):
+        own = sha1_base36(slots[role])
+        folded = own if folded is None else sha1_base36(folded + own)
+    return folded if folded is not None else sha1_base36("")
+
+
 # ---------------------------------------------------------------- page plan
 
 
@@ -540,8 +551,7 @@ def _write_revision(out: TextIO, rev: Revision, revid: int, parentid: int) -> No
             "        <format>text/plain</format>\n"
             f'        <text bytes="{len(rev.extra.encode())}" sha1="{sha1_base36(rev.extra)}"'
             f' xml:space="preserve">{escape(rev.extra)}</text>\n      </content>\n')
-        out.write("    </revision>\n")  # the revision's SHA-1, of both slots: MediaWiki's
-        return
+        sha1 = revision_sha1_base36({"main": rev.text, "extra": rev.extra})
     out.write(f"      <sha1>{sha1}</sha1>\n    </revision>\n")
 
 

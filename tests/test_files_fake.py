@@ -8,6 +8,7 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
+import httpx
 import trio
 
 from harvester.config import Settings
@@ -256,3 +257,20 @@ def test_verify_names_damaged_files_and_repair_fetches_them_again(tmp_path: Path
     assert sum(wiki.file_bytes_sent.values()) - sent == 50_000 + len(wiki.files[0].versions[0].data)
     assert check_mirror(settings).report.ok
     assert len(held(tmp_path / "m")) == 3  # each read back with its SHA-1
+
+
+def test_a_file_host_redirecting_elsewhere_is_refused_and_the_rest_goes_on(
+        tmp_path: Path) -> None:
+    wiki = wiki_with_files()
+
+    def redirect(request: httpx.Request, params: dict[str, str]) -> httpx.Response | None:
+        if request.url.path == "/images/Big_map.png":
+            return httpx.Response(302, headers={"Location": "http://elsewhere.test/map.png"})
+        return None
+
+    wiki.faults.append(redirect)
+    summary = crawl(wiki, tmp_path / "m")
+    assert summary.files is not None and summary.files.refused == ["Big_map.png"]
+    assert not [r for _, _, r in wiki.requests if r.url.host == "elsewhere.test"]
+    assert states(tmp_path / "m")[("Big_map.png", "2021-02-01T00:00:00Z")] == "refused"
+    assert len(held(tmp_path / "m")) == 2

@@ -190,8 +190,11 @@ def test_generator_history_shape(generated: tuple[Path, fixture_xml.FixtureStats
     assert 2_500 <= stats.revisions <= 3_500
     assert len({r["pageid"] for r in records}) == stats.pages
     for record in records:
-        assert record["sha1"] == hashlib.sha1(record["text"].encode()).hexdigest()
-        assert record["size"] == len(record["text"].encode())
+        texts = {"main": record["text"],
+                 **{role: slot["text"] for role, slot in record.get("slots", {}).items()}}
+        assert record["sha1"] == base36_to_hex(fixture_xml.revision_sha1_base36(texts))
+        assert record["size"] == sum(len(text.encode()) for text in texts.values())
+    assert sum("slots" in r for r in records) == 4  # the page with a second slot
     assert max(r["size"] for r in records) >= 25_000
     # importDump.php skips a revision whose page, timestamp and sha1 repeat.
     assert len({(r["pageid"], r["timestamp"]) for r in records}) == len(records)
