@@ -25,7 +25,7 @@ import httpx
 import sqlite_utils
 
 from harvester.config import Settings
-from storage import schema
+from storage import files, schema
 from storage.export_jsonl import write_jsonl
 from storage.mirror import DB_NAME, Mirror
 from storage.records import RevisionRecord, SlotRecord
@@ -373,3 +373,26 @@ def make_mirror_at(directory: Path, version: int) -> None:
     conn.execute("PRAGMA auto_vacuum=INCREMENTAL")
     schema.migrate(sqlite_utils.Database(conn), upto=version)
     conn.close()
+
+
+# -- the files of a mirror --------------------------------------------------------------
+
+
+def file_states(mirror_dir: Path) -> dict[tuple[str, str], tuple[str, str | None]]:
+    """Every file version of a mirror, (name, timestamp) -> (state, sha1)."""
+    with Mirror.open(mirror_dir, create=False) as mirror:
+        return {(v["name"], v["timestamp"]): (v["state"], v["sha1"])
+                for f in list(files.iter_files(mirror))
+                for v in files.file_versions(mirror, f["name"])}
+
+
+def held(mirror_dir: Path) -> set[str]:
+    """The SHA-1s whose bytes DIR/files holds, each checked against its bytes; no
+    partial download left."""
+    found = set()
+    for path in (mirror_dir / "files").rglob("*"):
+        if path.is_file():
+            assert not path.name.endswith(".part"), path
+            assert hashlib.sha1(path.read_bytes()).hexdigest() == path.name, path
+            found.add(path.name)
+    return found

@@ -13,12 +13,12 @@ import trio
 
 from harvester.config import Settings
 from jobs.crawl import CrawlSummary, run_crawl
-from storage import files
 from storage.attribution import load_site
 from storage.file_attribution import FROM_METADATA, FROM_WIKI, file_attribution, format_text
 from storage.files import FileBytes
 from storage.mirror import Mirror
 from tests.fakewiki import FakeFile, FakeFileVersion, FakeWiki, make_pages
+from tests.helpers import file_states, held
 
 
 def png(seed: str, size: int = 3000) -> bytes:
@@ -56,21 +56,7 @@ def crawl(wiki: FakeWiki, mirror: Path, **extra: Any) -> CrawlSummary:
 
 
 def states(mirror_dir: Path) -> dict[tuple[str, str], str]:
-    with Mirror.open(mirror_dir, create=False) as mirror:
-        return {(v["name"], v["timestamp"]): v["state"]
-                for f in list(files.iter_files(mirror))
-                for v in files.file_versions(mirror, f["name"])}
-
-
-def held(mirror_dir: Path) -> set[str]:
-    """The SHA-1s whose bytes are in DIR/files, checked against the bytes."""
-    found = set()
-    for path in (mirror_dir / "files").rglob("*"):
-        if path.is_file():
-            assert not path.name.endswith(".part"), path
-            assert hashlib.sha1(path.read_bytes()).hexdigest() == path.name
-            found.add(path.name)
-    return found
+    return {key: state for key, (state, _) in file_states(mirror_dir).items()}
 
 
 def sha1_of(data: bytes) -> str:

@@ -21,9 +21,7 @@ import wiki_changes
 from harvester.config import Settings
 from jobs.crawl import run_crawl
 from jobs.sync import run_sync
-from storage import files
-from storage.mirror import Mirror
-from tests.helpers import ROOT
+from tests.helpers import ROOT, file_states, held
 
 pytestmark = pytest.mark.mediawiki
 
@@ -89,23 +87,6 @@ def settings(api: str, mirror: Path, **extra: Any) -> Settings:
                     max_requests_per_minute=0, files=True, **extra)
 
 
-def mirror_versions(mirror_dir: Path) -> dict[tuple[str, str], tuple[str, str | None]]:
-    with Mirror.open(mirror_dir, create=False) as mirror:
-        return {(v["name"], v["timestamp"]): (v["state"], v["sha1"])
-                for f in list(files.iter_files(mirror))
-                for v in files.file_versions(mirror, f["name"])}
-
-
-def held(mirror_dir: Path) -> set[str]:
-    """The SHA-1s whose bytes DIR/files holds, each checked against its bytes."""
-    found = set()
-    for path in (mirror_dir / "files").rglob("*"):
-        if path.is_file():
-            assert sha1(path.read_bytes()) == path.name, path
-            found.add(path.name)
-    return found
-
-
 def assert_files_equal(mirror_dir: Path, wiki: demo_wiki.Wiki, known: dict[str, bytes]) -> None:
     """Every version the wiki has (image, oldimage) is in the mirror: stored with its
     SHA-1, or hidden if its file is; a version of the file archive is at most recorded
@@ -114,7 +95,7 @@ def assert_files_equal(mirror_dir: Path, wiki: demo_wiki.Wiki, known: dict[str, 
     truth = demo_wiki.wiki_file_versions(wiki)
     expected = {(v["name"], v["timestamp"]): ("hidden", None) if v["deleted"] & 1
                 else ("stored", v["sha1"]) for v in truth if v["table"] != "filearchive"}
-    got = mirror_versions(mirror_dir)
+    got = file_states(mirror_dir)
     assert {k: v for k, v in got.items() if v[0] != "deleted"} == expected
     archived = {(v["name"], v["timestamp"]) for v in truth if v["table"] == "filearchive"}
     assert {k for k, v in got.items() if v[0] == "deleted"} <= archived
@@ -139,7 +120,7 @@ async def test_crawl_files_equals_the_wikis_file_store(
     assert summary.files is not None
     assert_files_equal(mirror, wiki_server.wiki, uploads.by_sha1())
     assert {sha1(uploads.data[label]) for label in uploads.hidden}.isdisjoint(held(mirror))
-    stored = {s for state, s in mirror_versions(mirror).values() if state == "stored"}
+    stored = {s for state, s in file_states(mirror).values() if state == "stored"}
     # every distinct content fetched once, whatever the versions and names that share it
     assert summary.files.fetched == len(stored)
     sizes = {v["sha1"]: v["size"] for v in truth if v["sha1"] in stored}
@@ -302,10 +283,10 @@ async def test_sync_follows_every_kind_of_file_change(
         except AssertionError as exc:
             raise AssertionError(f"after {label}: {exc}") from exc
         if label == "a file deleted":  # recorded as such, its bytes gone
-            assert {state for (name, _), (state, _) in mirror_versions(mirror).items()
+            assert {state for (name, _), (state, _) in file_states(mirror).items()
                     if name == "Same_as_beta.png"} == {"deleted"}
     # the move kept its bytes: nothing fetched again for it
-    assert "Moved_notes.txt" in {name for name, _ in mirror_versions(mirror)}
+    assert "Moved_notes.txt" in {name for name, _ in file_states(mirror)}
 
 
 async def test_xml_with_uploads_is_taken_back_by_importdump(
