@@ -1,6 +1,7 @@
-"""``crawl --files``: every version of every file, its bytes once per SHA-1.
+"""``crawl --files``: every version of every file, its bytes once per SHA-1; and the
+files' part of ``sync`` and ``verify --repair``.
 
-Two steps, both resumable:
+A crawl takes two steps, both resumable:
 
 1. The catalogue: ``generator=allimages`` with every version's imageinfo
    (harvester/files.py), each answer stored with its continuation token.
@@ -12,6 +13,9 @@ Two steps, both resumable:
    A URL on any other host is refused without a request. A version hidden on
    the wiki is never fetched; one over ``--files-max-size`` is skipped; a 404
    is recorded as missing; all are recorded, and none stops the crawl.
+
+A sync brings each file a log event names to the versions the wiki shows now
+(:func:`reconcile_files`), then fetches what is new as step 2 does.
 """
 
 from __future__ import annotations
