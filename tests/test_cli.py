@@ -156,3 +156,11 @@ def test_crawl_sync_and_import_dump_print_their_summary_as_json(tmp_path: Path) 
     assert done.returncode == 0, done.stderr
     imported = json.loads(done.stdout)
     assert [r["new_revisions"] for r in imported["results"]] == [12]
+
+
+def test_files_max_size_takes_bytes_or_a_size_with_its_unit() -> None:
+    for given, size in (("500M", 500 << 20), ("2g", 2 << 30), ("1.5K", 1536), (4096, 4096)):
+        assert build_settings(None, {"files_max_size": given}).files_max_size == size
+    for wrong in ("abc", "M", "-5", -1):
+        with pytest.raises(ConfigError, match="files_max_size"):
+            build_settings(None, {"files_max_size": wrong})
