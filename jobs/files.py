@@ -24,11 +24,12 @@ import logging
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field, replace
 from typing import Protocol
-from urllib.parse import urljoin
+from urllib.parse import urljoin, urlsplit
 
 import httpx
 import trio
 
+from harvester.budget import PoliteBudget
 from harvester.client import ApiClient, open_client
 from harvester.config import Settings
 from harvester.errors import HttpError, RedirectRefused
@@ -159,12 +160,16 @@ class Fetcher:
     clients: AsyncExitStack  # closes the clients of other hosts than the API's
     summary: FilesSummary
     progress: Progress
-    by_host: dict[str, ApiClient] = field(default_factory=dict)
+    by_host: dict[str, ApiClient] = field(default_factory=dict)  # by scheme://host:port
+    budgets: dict[str, PoliteBudget] = field(default_factory=dict)  # by host name
+    opening: trio.Lock = field(default_factory=trio.Lock)
 
     def __post_init__(self) -> None:
         assert self.ctx.client.api_url is not None
         self.store = FileBytes(self.ctx.mirror.directory)
         self.by_host[host_of(self.ctx.client.api_url)] = self.ctx.client
+        api_host = urlsplit(self.ctx.client.api_url).hostname or ""
+        self.budgets[api_host] = self.ctx.client.budget
 
     async def work(self, receive: trio.MemoryReceiveChannel[WantedBytes]) -> None:
         async with receive:
@@ -177,13 +182,17 @@ class Fetcher:
 
     async def client_for(self, url: str) -> ApiClient:
         """The API's client for its own host; for another, a client and budget of its own
-        (the same rules), without the login: credentials stay with the wiki."""
+        (the same rules), without the login: credentials stay with the wiki. One budget
+        a host name, whatever the scheme or port, made once however many workers ask."""
         host = host_of(url)
-        if host not in self.by_host:
-            name = host.split("//", 1)[1].rsplit(":", 1)[0]
-            plain = replace(client_settings(self.settings), bearer_token=None)
-            self.by_host[host] = await self.clients.enter_async_context(open_client(
-                url, budget_for(self.settings, name), plain, self.ctx.transport))
+        async with self.opening:
+            if host not in self.by_host:
+                name = host.split("//", 1)[1].rsplit(":", 1)[0]
+                if name not in self.budgets:
+                    self.budgets[name] = budget_for(self.settings, name)
+                plain = replace(client_settings(self.settings), bearer_token=None)
+                self.by_host[host] = await self.clients.enter_async_context(open_client(
+                    url, self.budgets[name], plain, self.ctx.transport))
         return self.by_host[host]
 
     async def fetch(self, wanted: WantedBytes) -> str:
