@@ -271,3 +271,16 @@ async def test_bot_group_changes_reach_attribution(wiki_server: Any, tmp_path: P
     await run_sync(sync_settings(mirror))
     with Mirror.open(mirror, create=False) as opened:
         assert "Zoë" in json.loads(opened.get_meta("bot_users") or "[]")
+
+
+async def test_sync_follows_a_widened_scope(
+    wiki_server: Any, changer: Any, tmp_path: Path
+) -> None:
+    mirror = tmp_path / "mirror"
+    await run_crawl(crawl_settings(wiki_server.api_url, mirror, namespaces=[0]))
+    await run_crawl(crawl_settings(wiki_server.api_url, mirror, namespaces=[0, 1]))
+    talk = changer.edit("Talk:Widened scope", "A talk page, after the widening.", "talk")
+    article = changer.edit("Widened scope", "An article, after the widening.", "article")
+    await run_sync(sync_settings(mirror))
+    revids = {r["revid"] for r in export_records(mirror)}
+    assert {talk, article} <= revids
