@@ -22,6 +22,7 @@ Prints a table; a benchmark, not a test.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import shutil
 import signal
@@ -108,7 +109,7 @@ def run(work: Path, cache: Path | None, big_mb: int) -> None:
     wiki = demo_wiki.fixture_wiki(work / "wiki", cache=cache)
     wiki_changes.add_settings(wiki, demo_wiki.UPLOAD_SETTINGS)
     versions = make_files(wiki, work / "in", big_mb)
-    distinct = {demo_wiki.hashlib.sha1(data).hexdigest(): len(data) for _, data in versions}
+    distinct = {hashlib.sha1(data).hexdigest(): len(data) for _, data in versions}
     all_bytes = sum(len(data) for _, data in versions)
     files_log = work / "files.log"
     env = {"DEMO_WIKI_FILE_LOG": str(files_log)}

@@ -357,15 +357,7 @@ def command_crawl(args: argparse.Namespace) -> int:
     if args.json:
         print(summary_json(summary))
     elif not settings.quiet:
-        ratio = ""
-        if summary.new_revisions:
-            per_k = 1000 * summary.requests / summary.new_revisions
-            ratio = f" ({per_k:.1f} per 1,000 new revisions)"
-        print(
-            f"crawl complete: {summary.pages:,} pages, {summary.revisions:,} revisions "
-            f"({summary.new_revisions:,} new) from {summary.api_url} as {summary.identity}, "
-            f"{summary.requests:,} requests{ratio}, {summary.seconds:.1f} s"
-        )
+        print(summary.describe())
     if summary.files is not None:
         if (not settings.quiet and not args.json) or summary.files.mismatched:
             print(summary.files.describe(), file=sys.stderr if summary.files.mismatched
@@ -414,24 +406,15 @@ def command_fleet(args: argparse.Namespace, job: Callable[..., Awaitable[Any]]) 
                 print(json.dumps({"wiki": name, "error": describe(result),
                                   "exit": exit_code_for(result)}, ensure_ascii=False))
         elif args.json:
-            print(json.dumps({"wiki": name, **json.loads(summary_json(result))},
-                             ensure_ascii=False))
+            print(json.dumps({"wiki": name, **plain(result)}, ensure_ascii=False, default=str))
         elif not args.quiet:
-            print(f"{name}: {fleet_line(result)}")
+            print(f"{name}: {result.describe()}")
     return code
 
 
 def check_not_fleet(args: argparse.Namespace) -> None:
     if args.jobs or args.shard:
         raise ConfigError(f"--jobs and --shard go with {args.command} --all")
-
-
-def fleet_line(summary: Any) -> str:
-    if hasattr(summary, "describe"):
-        return str(summary.describe())
-    return (f"crawl complete: {summary.pages:,} pages, {summary.revisions:,} revisions "
-            f"({summary.new_revisions:,} new), {summary.requests:,} requests, "
-            f"{summary.seconds:.1f} s")
 
 
 def command_export(args: argparse.Namespace) -> int:

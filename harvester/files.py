@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
-from harvester.client import ApiClient
+from harvester.client import DEFAULT_PORTS, ApiClient
 from harvester.continuation import Continue, iterate_query
 from harvester.walkers import Chunk, query_list
 
@@ -92,5 +92,5 @@ def host_of(url: str) -> str:
         port = parts.port
     except ValueError:
         port = None
-    port = port or {"http": 80, "https": 443}.get(parts.scheme)
+    port = port or DEFAULT_PORTS.get(parts.scheme)
     return f"{parts.scheme}://{(parts.hostname or '').lower()}:{port}"

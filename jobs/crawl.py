@@ -60,6 +60,14 @@ class CrawlSummary:
     mode: str
     files: FilesSummary | None = None  # with --files
 
+    def describe(self) -> str:
+        ratio = ""
+        if self.new_revisions:
+            ratio = f" ({1000 * self.requests / self.new_revisions:.1f} per 1,000 new revisions)"
+        return (f"crawl complete: {self.pages:,} pages, {self.revisions:,} revisions "
+                f"({self.new_revisions:,} new) from {self.api_url} as {self.identity}, "
+                f"{self.requests:,} requests{ratio}, {self.seconds:.1f} s")
+
 
 @dataclass
 class CrawlContext:

@@ -206,9 +206,8 @@ def write_attribution(mirror: Mirror, out: TextIO, selection: Selection | None =
         found = attribution.page_attribution(mirror, site, pageid)
         out.write(attribution.format_text(found, site) + "\n")
         count += 1
-        name = found.title.split(":", 1)[-1].replace(" ", "_")
-        if files and mirror_files.file_versions(mirror, name):
-            credit = file_attribution.file_attribution(mirror, site, name)
+        credit = file_attribution.of_page(mirror, site, pageid) if files else None
+        if credit is not None:
             out.write(file_attribution.format_text(credit, site) + "\n")
     return count
 

@@ -225,10 +225,9 @@ class Fetcher:
                 log.warning("%s: the wiki has no file at %s (%s)", wanted.name, url, exc.status)
                 self.summary.missing.append(wanted.name)
                 return files.MISSING
-            except ChecksumMismatch as exc:
+            except ChecksumMismatch as exc:  # its bytes are already thrown away
                 log.error("%s", exc)
                 self.summary.mismatched.append(wanted.name)
-                target.restart()
                 return files.MISMATCH
             self.summary.fetched += 1
         await self.ctx.writer.run(files.record_file_bytes, self.ctx.mirror, wanted.sha1,

@@ -59,6 +59,20 @@ class FileAttribution:
     warning: str | None = None
 
 
+def of_page(mirror: Mirror, site: Site, pageid: int) -> FileAttribution | None:
+    """The attribution of the file a page describes, when it is a File: page whose file
+    the mirror holds."""
+    row = mirror.db.conn.execute("SELECT ns, title FROM pages WHERE pageid = ?",
+                                 [pageid]).fetchone()
+    if row is None or row[0] != FILE_NAMESPACE or ":" not in row[1]:
+        return None
+    name = row[1].split(":", 1)[1].replace(" ", "_")
+    if not mirror.db.conn.execute("SELECT 1 FROM file_versions WHERE name = ? LIMIT 1",
+                                  [name]).fetchone():
+        return None
+    return file_attribution(mirror, site, name)
+
+
 def plain(value: Any) -> str | None:
     """An extended metadata value as text: tags dropped, entities decoded."""
     if value is None:

@@ -14,10 +14,16 @@ import trio
 from harvester.config import Settings
 from jobs.crawl import CrawlSummary, run_crawl
 from storage.attribution import load_site
-from storage.file_attribution import FROM_METADATA, FROM_WIKI, file_attribution, format_text
+from storage.file_attribution import (
+    FROM_METADATA,
+    FROM_WIKI,
+    file_attribution,
+    format_text,
+    of_page,
+)
 from storage.files import FileBytes
 from storage.mirror import Mirror
-from tests.fakewiki import FakeFile, FakeFileVersion, FakeWiki, make_pages
+from tests.fakewiki import FakeFile, FakeFileVersion, FakePage, FakeRevision, FakeWiki, make_pages
 from tests.helpers import file_states, held
 
 
@@ -99,9 +105,7 @@ def test_a_second_crawl_fetches_nothing_again(tmp_path: Path) -> None:
     assert wiki.file_bytes_sent == before
 
 
-def test_a_new_version_is_fetched_by_the_next_crawl_of_a_new_mirror_only_once(
-        tmp_path: Path) -> None:
-    """Two files that share bytes with what the mirror holds cost no download."""
+def test_a_new_file_with_bytes_the_mirror_holds_costs_no_download(tmp_path: Path) -> None:
     wiki = wiki_with_files()
     crawl(wiki, tmp_path / "m")
     with Mirror.open(tmp_path / "m", create=False) as mirror:
@@ -260,3 +264,16 @@ def test_a_file_host_redirecting_elsewhere_is_refused_and_the_rest_goes_on(
     assert not [r for _, _, r in wiki.requests if r.url.host == "elsewhere.test"]
     assert states(tmp_path / "m")[("Big_map.png", "2021-02-01T00:00:00Z")] == "refused"
     assert len(held(tmp_path / "m")) == 2
+
+
+def test_only_a_file_description_page_carries_its_files_attribution(tmp_path: Path) -> None:
+    wiki = wiki_with_files()
+    for pageid, ns in ((101, 1), (102, 6)):  # a talk page of the same name, the File: page
+        wiki.pages.append(FakePage(pageid, ns, f"NS{ns}:Logo.png", [
+            FakeRevision(900 + pageid, "2020-06-01T00:00:00Z", "About the logo.")]))
+    crawl(wiki, tmp_path / "m")
+    with Mirror.open(tmp_path / "m", create=False) as mirror:
+        site = load_site(mirror)
+        assert of_page(mirror, site, 101) is None
+        described = of_page(mirror, site, 102)
+    assert described is not None and described.name == "Logo.png"
