@@ -24,6 +24,7 @@ from typing import Any
 from .mirror import Mirror, actor_id, content_kind_id, sha1_column, timestamp_column
 from .records import PageRecord, RevisionRecord, SlotRecord
 from .schema import utc_now
+from .slots import fold, unfold
 
 _META_COLUMNS = (
     "revid, pageid, parentid, timestamp, user, userid, comment, minor, size, sha1, tags,"
@@ -40,8 +41,7 @@ _UPDATE_REVISION = """
 """
 
 # The main slot's stored text (hex sha1), if any.
-_MAIN_TEXT = """SELECT lower(hex(t.sha1)) FROM slot_data s JOIN text_data t ON t.id = s.text_id
-    WHERE s.revid = ? AND s.role = 'main'"""
+_MAIN_TEXT = "SELECT text_sha1 FROM slots WHERE revid = ? AND role = 'main'"
 
 _UPSERT_USER = """
     INSERT INTO users (name, userid) VALUES (?, ?)
@@ -192,18 +192,25 @@ def reconcile_page(
         result.deleted = len(gone)
         stored = here | _load_rows_by_id(conn, sorted(set(wanted) - set(here)))
         slots = _load_slots(conn, sorted(set(wanted) & set(stored)))
+        touched: list[int] = []  # unfolded here (storage/slots.py), folded again below
         for revid, rev in wanted.items():
             old = stored.get(revid)
             if old is None:
                 result.missing.add(revid)
                 continue
             result.rehomed += old[0] != page.pageid
+            meta = _meta_row(rev)
+            if old[1:] != meta[1:]:
+                unfold(conn, [revid])  # a folded slot takes the row's size, sha1, flag
+                touched.append(revid)
             slots_changed, needs_text, unused = _reconcile_slots(conn, rev, slots.get(revid, []))
-            meta_changed = _update_revision(conn, revid, old, _meta_row(rev))
+            meta_changed = _update_revision(conn, revid, old, meta)
+            touched += [revid] if slots_changed else []
             result.updated += meta_changed or slots_changed
             freed.extend(unused)
             if needs_text:
                 result.missing.add(revid)
+        fold(conn, touched)
         result.purged_texts = _collect_garbage(mirror, freed)
     if result.purged_texts:
         mirror.give_back_space()
@@ -297,6 +304,7 @@ def _reconcile_slots(
             kind = None
             if new.texthidden:
                 kind = content_kind_id(conn, old.content_model, None)
+            unfold(conn, [rev.revid])
             conn.execute(
                 "UPDATE slot_data SET size = ?, sha1 = ?, text_id = ?, texthidden = ?,"
                 " missing = ?, kind = coalesce(?, kind) WHERE revid = ? AND role = ?",
@@ -309,6 +317,7 @@ def _reconcile_slots(
         needs_text |= new.text_sha1 is None and not new.texthidden and not new.missing
     if rev.slots:
         for gone in by_role.values():  # roles the revision no longer has
+            unfold(conn, [rev.revid])
             conn.execute(
                 "DELETE FROM slot_data WHERE revid = ? AND role = ?", (rev.revid, gone.role)
             )
@@ -342,7 +351,7 @@ def _delete_revisions(conn: sqlite3.Connection, revids: list[int]) -> list[int]:
         freed += [
             row[0]
             for row in conn.execute(
-                f"SELECT text_id FROM slot_data WHERE revid IN ({marks}) AND text_id IS NOT NULL",
+                f"SELECT text_id FROM slots WHERE revid IN ({marks}) AND text_id IS NOT NULL",
                 chunk,
             )
         ]
@@ -428,9 +437,9 @@ def _rename_actors(conn: sqlite3.Connection, old: str, new: str) -> int:
 def collect_garbage_texts(mirror: Mirror) -> int:
     """Delete every text no slot refers to; returns how many. One transaction.
 
-    Checks the whole texts table (an indexed probe of slots per text), so it
-    also catches texts left unreferenced by other writers, e.g. write_batch()
-    re-storing a revision whose text has been hidden since.
+    Checks the whole texts table (each text's count of the slots that name it),
+    so it also catches texts left unreferenced by other writers, e.g.
+    write_batch() re-storing a revision whose text has been hidden since.
     """
     with mirror.transaction():
         purged = _collect_garbage(mirror, None)
@@ -449,21 +458,13 @@ def _collect_garbage(mirror: Mirror, candidates: Iterable[int] | None) -> int:
     """
     conn = mirror.db.conn
     if candidates is None:
-        unused = [
-            row[0]
-            for row in conn.execute(
-                "SELECT id FROM text_data t"
-                " WHERE NOT EXISTS (SELECT 1 FROM slot_data s WHERE s.text_id = t.id)"
-            )
-        ]
+        unused = [row[0] for row in conn.execute("SELECT id FROM text_data WHERE refs <= 0")]
     else:
-        unused = [text for text in set(candidates) if not _referenced(conn, text)]
+        unused = []
+        for chunk in _chunks(sorted(set(candidates))):
+            unused += [row[0] for row in conn.execute(
+                f"SELECT id FROM text_data WHERE id IN ({_marks(chunk)}) AND refs <= 0", chunk)]
     return mirror.texts.remove_ids(unused)
-
-
-def _referenced(conn: sqlite3.Connection, text_id: int) -> bool:
-    row = conn.execute("SELECT 1 FROM slot_data WHERE text_id = ? LIMIT 1", (text_id,)).fetchone()
-    return row is not None
 
 
 # -- sync bookkeeping ----------------------------------------------------------------

@@ -46,10 +46,13 @@ TABLES: dict[str, dict[str, Any]] = {
     "texts": {"description": "Each distinct text once, by SHA-1, compressed in text_packs."},
     "revision_data": {
         "description": "The rows behind the revisions view: timestamps in seconds, "
-                       "authors as actor ids.",
+                       "authors as actor ids, and the main slot (kind, text_id) when it is "
+                       "the revision's only one.",
     },
-    "slot_data": {"description": "The rows behind the slots view."},
-    "text_data": {"description": "Where each text is: its pack and position."},
+    "slot_data": {"description": "The slots of revisions that do not keep their one main "
+                                 "slot in their own row."},
+    "text_data": {"description": "Where each text is: its pack and position; refs: how "
+                                 "many slots name it."},
     "text_packs": {"description": "The texts' bytes: line deltas in one zstd frame a pack "
                                   "(docs/schema.md has the format)."},
     "actors": {"description": "Each (name, user id) an edit was attributed to.",

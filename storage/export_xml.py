@@ -210,9 +210,10 @@ class _XmlWriter:
     def _redirect_target(self, pageid: int) -> str | None:
         """The target of a redirect page, read from its latest visible stored text."""
         row = self.mirror.db.execute(
-            "SELECT s.text_sha1 FROM pages p JOIN revisions r ON r.revid = p.latest_revid"
-            " JOIN slots s ON s.revid = r.revid AND s.role = 'main'"
-            " WHERE p.pageid = ? AND p.is_redirect AND NOT r.texthidden AND NOT s.texthidden",
+            "SELECT (SELECT s.text_sha1 FROM slots s WHERE s.revid = r.revid"
+            " AND s.role = 'main' AND NOT s.texthidden)"
+            " FROM pages p JOIN revisions r ON r.revid = p.latest_revid"
+            " WHERE p.pageid = ? AND p.is_redirect AND NOT r.texthidden",
             [pageid],
         ).fetchone()
         if row is None or row[0] is None:

@@ -735,6 +735,118 @@ def _create_file_tables(db: sqlite_utils.Database) -> None:
     executescript(db, _FILES)
 
 
+# -- folded slots ---------------------------------------------------------------------
+#
+# A revision whose only slot is its main one, of the revision's size, sha1 and hidden
+# flag, keeps that slot's content kind and text in its own row: no slot_data row and
+# no index entry for it. Texts count the slots that name them (text_data.refs, kept by
+# triggers), which is how garbage is found without an index on every text reference.
+
+FOLDED_SLOTS = "main slots folded into revision_data, texts counted by their references"
+
+_FOLD = """
+CREATE TEMP TABLE folding AS
+SELECT s.revid, s.kind, s.text_id FROM slot_data s JOIN revision_data r ON r.revid = s.revid
+WHERE s.role = 'main' AND s.kind IS NOT NULL AND NOT s.missing AND s.size IS r.size
+    AND s.sha1 IS r.sha1 AND s.texthidden IS r.texthidden
+    AND NOT EXISTS (SELECT 1 FROM slot_data o WHERE o.revid = s.revid AND o.role != 'main');
+UPDATE revision_data SET kind = f.kind, text_id = f.text_id FROM folding f
+WHERE f.revid = revision_data.revid;
+DELETE FROM slot_data WHERE revid IN (SELECT revid FROM folding);
+DROP TABLE folding;
+DROP INDEX idx_slot_data_text;
+CREATE TEMP TABLE counted AS
+SELECT text_id, count(*) AS n FROM (
+    SELECT text_id FROM revision_data WHERE text_id IS NOT NULL
+    UNION ALL SELECT text_id FROM slot_data WHERE text_id IS NOT NULL)
+GROUP BY text_id;
+UPDATE text_data SET refs = c.n FROM counted c WHERE c.text_id = text_data.id;
+DROP TABLE counted;
+"""
+
+_FOLDED_VIEWS = """
+CREATE VIEW revisions AS SELECT
+    r.revid, r.pageid, r.parentid,
+    strftime('%Y-%m-%dT%H:%M:%SZ', r.timestamp, 'unixepoch') AS timestamp,
+    (SELECT a.name FROM actors a WHERE a.id = r.actor) AS user,
+    (SELECT a.userid FROM actors a WHERE a.id = r.actor) AS userid,
+    r.comment, r.minor, r.size,
+    CASE r.sha1 WHEN '' THEN (SELECT lower(hex(t.sha1)) FROM text_data t WHERE t.id =
+        coalesce(r.text_id, (SELECT s.text_id FROM slot_data s WHERE s.revid = r.revid
+                             AND s.role = 'main'))) ELSE r.sha1 END AS sha1,
+    coalesce(r.tags, '[]') AS tags,
+    r.texthidden, r.userhidden, r.commenthidden, r.sha1hidden, r.suppressed
+FROM revision_data r;
+
+-- A folded revision's main slot comes from its revision_data row, any other slot
+-- from slot_data.
+
+CREATE VIEW slots AS SELECT
+    r.revid, CASE WHEN r.kind IS NULL THEN s.role ELSE 'main' END AS role,
+    (SELECT k.content_model FROM content_kinds k WHERE k.id = coalesce(r.kind, s.kind))
+        AS content_model,
+    (SELECT k.content_format FROM content_kinds k WHERE k.id = coalesce(r.kind, s.kind))
+        AS content_format,
+    CASE WHEN r.kind IS NULL THEN s.size ELSE r.size END AS size,
+    CASE CASE WHEN r.kind IS NULL THEN s.sha1 ELSE r.sha1 END
+        WHEN '' THEN (SELECT lower(hex(t.sha1)) FROM text_data t
+                      WHERE t.id = coalesce(r.text_id, s.text_id))
+        ELSE CASE WHEN r.kind IS NULL THEN s.sha1 ELSE r.sha1 END END AS sha1,
+    (SELECT lower(hex(t.sha1)) FROM text_data t WHERE t.id = coalesce(r.text_id, s.text_id))
+        AS text_sha1,
+    CASE WHEN r.kind IS NULL THEN s.texthidden ELSE r.texthidden END AS texthidden,
+    coalesce(s.missing, 0) AS missing,
+    coalesce(r.text_id, s.text_id) AS text_id
+FROM revision_data r LEFT JOIN slot_data s ON s.revid = r.revid
+WHERE r.kind IS NOT NULL OR s.revid IS NOT NULL;
+
+CREATE VIEW texts AS SELECT
+    t.id, lower(hex(t.sha1)) AS sha1, t.size, t.pack, t.position, t.refs
+FROM text_data t;
+"""
+
+_COUNT_TEXT_REFERENCES = """
+CREATE TRIGGER count_text_of_new_revision AFTER INSERT ON revision_data
+WHEN NEW.text_id IS NOT NULL BEGIN
+    UPDATE text_data SET refs = refs + 1 WHERE id = NEW.text_id;
+END;
+CREATE TRIGGER count_text_of_removed_revision AFTER DELETE ON revision_data
+WHEN OLD.text_id IS NOT NULL BEGIN
+    UPDATE text_data SET refs = refs - 1 WHERE id = OLD.text_id;
+END;
+CREATE TRIGGER count_text_of_changed_revision AFTER UPDATE OF text_id ON revision_data
+WHEN OLD.text_id IS NOT NEW.text_id BEGIN
+    UPDATE text_data SET refs = refs - 1 WHERE id = OLD.text_id;
+    UPDATE text_data SET refs = refs + 1 WHERE id = NEW.text_id;
+END;
+CREATE TRIGGER count_text_of_new_slot AFTER INSERT ON slot_data
+WHEN NEW.text_id IS NOT NULL BEGIN
+    UPDATE text_data SET refs = refs + 1 WHERE id = NEW.text_id;
+END;
+CREATE TRIGGER count_text_of_removed_slot AFTER DELETE ON slot_data
+WHEN OLD.text_id IS NOT NULL BEGIN
+    UPDATE text_data SET refs = refs - 1 WHERE id = OLD.text_id;
+END;
+CREATE TRIGGER count_text_of_changed_slot AFTER UPDATE OF text_id ON slot_data
+WHEN OLD.text_id IS NOT NEW.text_id BEGIN
+    UPDATE text_data SET refs = refs - 1 WHERE id = OLD.text_id;
+    UPDATE text_data SET refs = refs + 1 WHERE id = NEW.text_id;
+END;
+"""
+
+
+def _fold_slots(db: sqlite_utils.Database) -> None:
+    for view in ("revisions", "slots", "texts"):
+        db.execute(f"DROP VIEW {view}")
+    db.execute("ALTER TABLE revision_data ADD COLUMN kind INTEGER REFERENCES content_kinds (id)")
+    db.execute("ALTER TABLE revision_data ADD COLUMN text_id INTEGER REFERENCES text_data (id)")
+    db.execute("ALTER TABLE text_data ADD COLUMN refs INTEGER NOT NULL DEFAULT 0")
+    executescript(db, _FOLD)
+    executescript(db, _FOLDED_VIEWS)
+    # Last: the counts above are made in one pass, not by the triggers.
+    executescript(db, _COUNT_TEXT_REFERENCES)
+
+
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("catalogue", _create_catalogue),
     ("revisions", _create_revisions),
@@ -749,6 +861,7 @@ MIGRATIONS: list[tuple[str, Migration]] = [
     (NO_ACTOR_INDEX, _drop_actor_index),
     (PAGE_REFERENCE, _reference_pages),
     (FILE_TABLES, _create_file_tables),
+    (FOLDED_SLOTS, _fold_slots),
 ]
 
 

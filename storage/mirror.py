@@ -20,11 +20,18 @@ from typing import Any
 import sqlite_utils
 
 from .errors import MirrorMismatchError, StorageError
-from .migrations import COMPACT_STORE, INTEGER_TIMESTAMPS, PACKED_TEXTS
+from .migrations import COMPACT_STORE, FOLDED_SLOTS, INTEGER_TIMESTAMPS, PACKED_TEXTS
 from .records import Checkpoint, PageRecord, RevisionBatch, RevisionRecord, SlotRecord
 from .schema import VERSION, migrate, schema_version, utc_now
 from .selection import Selection, SelectionSql, resolve
-from .stored import REVISION_COLUMNS, SLOT_COLUMNS, StoredRevision, stored_revision
+from .slots import folds, slot_text_id
+from .stored import (
+    REVISION_COLUMNS,
+    SLOT_COLUMNS,
+    SLOT_JOIN,
+    StoredRevision,
+    stored_revision,
+)
 from .textstore import TextStore
 from .titles import TitleParser
 
@@ -47,19 +54,21 @@ _UPSERT_PAGE = """
 # `slots` are views of these.
 _UPSERT_REVISION = """
     INSERT INTO revision_data (revid, pageid, parentid, timestamp, actor, comment, minor,
-        size, sha1, tags, texthidden, userhidden, commenthidden, sha1hidden, suppressed)
-    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+        size, sha1, tags, texthidden, userhidden, commenthidden, sha1hidden, suppressed,
+        kind, text_id)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
     ON CONFLICT (revid) DO UPDATE SET
         pageid = excluded.pageid, parentid = excluded.parentid,
         timestamp = excluded.timestamp, actor = excluded.actor,
         comment = excluded.comment, minor = excluded.minor, size = excluded.size,
         sha1 = excluded.sha1, tags = excluded.tags, texthidden = excluded.texthidden,
         userhidden = excluded.userhidden, commenthidden = excluded.commenthidden,
-        sha1hidden = excluded.sha1hidden, suppressed = excluded.suppressed
+        sha1hidden = excluded.sha1hidden, suppressed = excluded.suppressed,
+        kind = excluded.kind, text_id = excluded.text_id
 """
 
 _INSERT_SLOT = """
-    INSERT OR REPLACE INTO slot_data (revid, role, kind, size, sha1, text_id, texthidden, missing)
+    INSERT INTO slot_data (revid, role, kind, size, sha1, text_id, texthidden, missing)
     VALUES (?, ?, ?, ?, ?, ?, ?, ?)
 """
 
@@ -115,11 +124,8 @@ def read_only_rows(directory: Path, sql: str, params: tuple[Any, ...]) -> list[t
 def revision_text(conn: sqlite3.Connection, texts: TextStore, revid: int,
                   role: str = "main") -> str | None:
     """The text of a revision's slot, or None when hidden, missing or not stored."""
-    row = conn.execute("SELECT text_id FROM slot_data WHERE revid = ? AND role = ?",
-                       [revid, role]).fetchone()
-    if row is None or row[0] is None:
-        return None
-    return texts.get_by_id(int(row[0]))
+    text_id = slot_text_id(conn, revid, role)
+    return None if text_id is None else texts.get_by_id(text_id)
 
 
 def register_sql_functions(conn: sqlite3.Connection, texts: TextStore) -> None:
@@ -213,7 +219,8 @@ class Mirror:
                     f" (schema {version}, this one knows {VERSION})"
                 )
             applied = migrate(db)
-            if version and {COMPACT_STORE, PACKED_TEXTS, INTEGER_TIMESTAMPS} & set(applied):
+            if version and {COMPACT_STORE, PACKED_TEXTS, INTEGER_TIMESTAMPS,
+                            FOLDED_SLOTS} & set(applied):
                 _vacuum(db)
         except sqlite3.DatabaseError as exc:
             conn.close()
@@ -527,7 +534,7 @@ class Mirror:
         columns = ", ".join(REVISION_COLUMNS + SLOT_COLUMNS)
         cursor = self.db.conn.execute(
             f"SELECT {columns} FROM {sql.source} JOIN revisions r ON r.revid = history.revid"
-            f" LEFT JOIN slots s ON s.revid = r.revid {sql.where} ORDER BY {sql.order}, s.role",
+            f" {SLOT_JOIN} {sql.where} ORDER BY {sql.order}, sd.role",
             sql.params,
         )
         n_rev = len(REVISION_COLUMNS)
@@ -597,13 +604,20 @@ class _BatchWriter:
             # Replace the slot set as a whole: a re-fetch is the truth now. (A new
             # revision has no slots: they are only ever removed with their revision.)
             conn.execute("DELETE FROM slot_data WHERE revid = ?", (rev.revid,))
-        # Slots first: then the revision's sha1 is known to be its main text's
-        # (stored once, in text_data: see storage/schema.py) when its row is written.
+        # Texts first: then the revision's sha1 is known to be its main text's
+        # (stored once, in text_data: see storage/schema.sql) when its row is written.
         sha1 = rev.sha1
+        folded = folds(rev)
+        kind = text_id = None
         for slot in rev.slots:
-            text_sha1 = self.slot(rev, slot)
+            text_id, text_sha1 = self.text(rev, slot)
             if slot.role == "main" and text_sha1 is not None and text_sha1 == sha1:
                 sha1 = ""
+            kind = self.kind(slot)
+            if not folded:
+                self.conn.execute(_INSERT_SLOT, (
+                    rev.revid, slot.role, kind, slot.size, sha1_column(slot.sha1, text_sha1),
+                    text_id, int(slot.texthidden or rev.texthidden), int(slot.missing)))
         user = None if rev.userhidden else rev.user
         conn.execute(
             _UPSERT_REVISION,
@@ -623,36 +637,28 @@ class _BatchWriter:
                 int(rev.commenthidden),
                 int(rev.sha1hidden),
                 int(rev.suppressed),
+                kind if folded else None,
+                text_id if folded else None,
             ),
         )
         self.stored.add(rev.revid)
         return 0 if known else 1
 
-    def slot(self, rev: RevisionRecord, slot: SlotRecord) -> str | None:
-        """Write one slot and its text; returns the text's sha1 if it is stored."""
-        text_id, sha1 = None, None
-        if _keeps_text(rev, slot):
-            data = slot.text_bytes()
-            assert data is not None
-            text_id, sha1 = self.texts.add_bytes(data, rev.pageid, slot.role)
+    def text(self, rev: RevisionRecord, slot: SlotRecord) -> tuple[int | None, str | None]:
+        """A slot's text stored (or found stored): its id and sha1; None, None if it has none."""
+        if not _keeps_text(rev, slot):
+            return None, None
+        data = slot.text_bytes()
+        assert data is not None
+        return self.texts.add_bytes(data, rev.pageid, slot.role)
+
+    def kind(self, slot: SlotRecord) -> int:
+        """The id of the slot's content model and format, added if new."""
         kind = self.kinds.get((slot.content_model, slot.content_format))
         if kind is None:
             kind = content_kind_id(self.conn, slot.content_model, slot.content_format)
             self.kinds[slot.content_model, slot.content_format] = kind
-        self.conn.execute(
-            _INSERT_SLOT,
-            (
-                rev.revid,
-                slot.role,
-                kind,
-                slot.size,
-                sha1_column(slot.sha1, sha1),
-                text_id,
-                int(slot.texthidden or rev.texthidden),
-                int(slot.missing),
-            ),
-        )
-        return sha1
+        return kind
 
     def actor(self, name: str, userid: int | None) -> int:
         """The author's id, added if new; its ``users`` row is brought up to date too."""

@@ -18,7 +18,7 @@ from .errors import InvalidQueryError, NotInMirrorError, TextHiddenError
 from .files import FILE_NAMESPACE, file_counts
 from .mirror import DB_NAME, Mirror
 from .selection import namespace_list
-from .stored import REVISION_COLUMNS, SLOT_COLUMNS, StoredRevision, stored_revision
+from .stored import REVISION_COLUMNS, SLOT_COLUMNS, SLOT_JOIN, StoredRevision, stored_revision
 from .titles import TitleParser
 
 
@@ -119,8 +119,8 @@ def _revisions(mirror: Mirror, inner: str, params: list[Any]) -> Iterator[Stored
     columns = ", ".join(REVISION_COLUMNS + SLOT_COLUMNS)
     cursor = mirror.db.conn.execute(
         f"SELECT {columns} FROM ({inner}) r LEFT JOIN pages p ON p.pageid = r.pageid"
-        " LEFT JOIN slots s ON s.revid = r.revid"
-        " ORDER BY r.timestamp DESC, r.revid DESC, s.role",
+        f" JOIN revision_data history ON history.revid = r.revid {SLOT_JOIN}"
+        " ORDER BY r.timestamp DESC, r.revid DESC, sd.role",
         params,
     )
     n_rev = len(REVISION_COLUMNS)
@@ -205,7 +205,7 @@ def mirror_stats(mirror: Mirror) -> dict[str, Any]:
     ]
     # Every revision's texts in full, as an XML dump would hold them, versus the
     # distinct texts, versus what the compressed store takes.
-    raw = one("SELECT sum(t.size) FROM slot_data s JOIN text_data t ON t.id = s.text_id")
+    raw = one("SELECT sum(size * refs) FROM text_data")
     distinct = one("SELECT sum(size) FROM text_data")
     stored = one("SELECT sum(length(data)) FROM text_packs")
     files = sum(

@@ -65,7 +65,13 @@ CREATE TABLE revision_data (
     userhidden INTEGER,
     commenthidden INTEGER,
     sha1hidden INTEGER,
-    suppressed INTEGER
+    suppressed INTEGER,
+    -- The main slot folded into the row, when it is the revision's only slot and its
+    -- size, sha1 and hidden flag are the revision's (most revisions): its content kind
+    -- and its text (NULL when hidden or not fetched). kind NULL: the revision's slots,
+    -- if any, are rows of slot_data; a folded revision has none there.
+    kind INTEGER REFERENCES content_kinds (id),
+    text_id INTEGER REFERENCES text_data (id)
 );
 -- A page's history in order: (pageid, timestamp), then revid, the rowid every
 -- index entry ends with. It also serves the revision counts per page.
@@ -84,8 +90,6 @@ CREATE TABLE slot_data (
     missing INTEGER,
     PRIMARY KEY (revid, role)
 ) WITHOUT ROWID;
--- Garbage collection: does any slot still use this text?
-CREATE INDEX idx_slot_data_text ON slot_data (text_id) WHERE text_id IS NOT NULL;
 
 -- The texts of one page and slot, as line deltas in one zstd frame (storage/packs.py).
 CREATE TABLE text_packs (
@@ -103,12 +107,42 @@ CREATE TABLE text_data (
     sha1 BLOB NOT NULL,
     size INTEGER NOT NULL,
     pack INTEGER REFERENCES text_packs (id),
-    position INTEGER
+    position INTEGER,
+    -- How many slots (folded into revision_data or rows of slot_data) name this text,
+    -- kept by the triggers below: 0 means no revision needs it (garbage).
+    refs INTEGER NOT NULL DEFAULT 0
 );
 -- The dedup lookup: 8 bytes of each SHA-1 are as selective as 20, and smaller.
 CREATE INDEX idx_text_data_sha1 ON text_data (substr(sha1, 1, 8));
 -- The texts of a pack, to write it again without a purged one.
 CREATE INDEX idx_text_data_pack ON text_data (pack, position);
+
+CREATE TRIGGER count_text_of_new_revision AFTER INSERT ON revision_data
+WHEN NEW.text_id IS NOT NULL BEGIN
+    UPDATE text_data SET refs = refs + 1 WHERE id = NEW.text_id;
+END;
+CREATE TRIGGER count_text_of_removed_revision AFTER DELETE ON revision_data
+WHEN OLD.text_id IS NOT NULL BEGIN
+    UPDATE text_data SET refs = refs - 1 WHERE id = OLD.text_id;
+END;
+CREATE TRIGGER count_text_of_changed_revision AFTER UPDATE OF text_id ON revision_data
+WHEN OLD.text_id IS NOT NEW.text_id BEGIN
+    UPDATE text_data SET refs = refs - 1 WHERE id = OLD.text_id;
+    UPDATE text_data SET refs = refs + 1 WHERE id = NEW.text_id;
+END;
+CREATE TRIGGER count_text_of_new_slot AFTER INSERT ON slot_data
+WHEN NEW.text_id IS NOT NULL BEGIN
+    UPDATE text_data SET refs = refs + 1 WHERE id = NEW.text_id;
+END;
+CREATE TRIGGER count_text_of_removed_slot AFTER DELETE ON slot_data
+WHEN OLD.text_id IS NOT NULL BEGIN
+    UPDATE text_data SET refs = refs - 1 WHERE id = OLD.text_id;
+END;
+CREATE TRIGGER count_text_of_changed_slot AFTER UPDATE OF text_id ON slot_data
+WHEN OLD.text_id IS NOT NEW.text_id BEGIN
+    UPDATE text_data SET refs = refs - 1 WHERE id = OLD.text_id;
+    UPDATE text_data SET refs = refs + 1 WHERE id = NEW.text_id;
+END;
 
 -- -- files -----------------------------------------------------------------------------------
 
@@ -205,25 +239,36 @@ CREATE VIEW revisions AS SELECT
     (SELECT a.name FROM actors a WHERE a.id = r.actor) AS user,
     (SELECT a.userid FROM actors a WHERE a.id = r.actor) AS userid,
     r.comment, r.minor, r.size,
-    CASE r.sha1 WHEN '' THEN (SELECT lower(hex(t.sha1)) FROM slot_data s JOIN text_data t
-    ON t.id = s.text_id WHERE s.revid = r.revid AND s.role = 'main') ELSE r.sha1 END AS sha1,
+    CASE r.sha1 WHEN '' THEN (SELECT lower(hex(t.sha1)) FROM text_data t WHERE t.id =
+        coalesce(r.text_id, (SELECT s.text_id FROM slot_data s WHERE s.revid = r.revid
+                             AND s.role = 'main'))) ELSE r.sha1 END AS sha1,
     coalesce(r.tags, '[]') AS tags,
     r.texthidden, r.userhidden, r.commenthidden, r.sha1hidden, r.suppressed
 FROM revision_data r;
 
+-- A folded revision's main slot comes from its revision_data row, any other slot
+-- from slot_data.
 CREATE VIEW slots AS SELECT
-    s.revid, s.role,
-    (SELECT k.content_model FROM content_kinds k WHERE k.id = s.kind) AS content_model,
-    (SELECT k.content_format FROM content_kinds k WHERE k.id = s.kind) AS content_format,
-    s.size,
-    CASE s.sha1 WHEN '' THEN (SELECT lower(hex(t.sha1)) FROM text_data t WHERE t.id = s.text_id)
-        ELSE s.sha1 END AS sha1,
-    (SELECT lower(hex(t.sha1)) FROM text_data t WHERE t.id = s.text_id) AS text_sha1,
-    s.texthidden, s.missing, s.text_id
-FROM slot_data s;
+    r.revid, CASE WHEN r.kind IS NULL THEN s.role ELSE 'main' END AS role,
+    (SELECT k.content_model FROM content_kinds k WHERE k.id = coalesce(r.kind, s.kind))
+        AS content_model,
+    (SELECT k.content_format FROM content_kinds k WHERE k.id = coalesce(r.kind, s.kind))
+        AS content_format,
+    CASE WHEN r.kind IS NULL THEN s.size ELSE r.size END AS size,
+    CASE CASE WHEN r.kind IS NULL THEN s.sha1 ELSE r.sha1 END
+        WHEN '' THEN (SELECT lower(hex(t.sha1)) FROM text_data t
+                      WHERE t.id = coalesce(r.text_id, s.text_id))
+        ELSE CASE WHEN r.kind IS NULL THEN s.sha1 ELSE r.sha1 END END AS sha1,
+    (SELECT lower(hex(t.sha1)) FROM text_data t WHERE t.id = coalesce(r.text_id, s.text_id))
+        AS text_sha1,
+    CASE WHEN r.kind IS NULL THEN s.texthidden ELSE r.texthidden END AS texthidden,
+    coalesce(s.missing, 0) AS missing,
+    coalesce(r.text_id, s.text_id) AS text_id
+FROM revision_data r LEFT JOIN slot_data s ON s.revid = r.revid
+WHERE r.kind IS NOT NULL OR s.revid IS NOT NULL;
 
 CREATE VIEW texts AS SELECT
-    t.id, lower(hex(t.sha1)) AS sha1, t.size, t.pack, t.position
+    t.id, lower(hex(t.sha1)) AS sha1, t.size, t.pack, t.position, t.refs
 FROM text_data t;
 
 -- A page's latest revision is its newest by (timestamp, revid), as in export

@@ -28,16 +28,18 @@ CHUNK = 500
 
 # The pages whose index entry is missing or stale, with what to index now.
 _STALE = """
-    SELECT p.pageid, p.title, r.revid, s.text_sha1
-    FROM pages p
-    LEFT JOIN revisions r ON r.revid = (
-        SELECT r2.revid FROM revision_data r2 WHERE r2.pageid = p.pageid
-        ORDER BY r2.timestamp DESC, r2.revid DESC LIMIT 1)
-    LEFT JOIN slots s ON s.revid = r.revid AND s.role = 'main' AND s.texthidden = 0
-        AND r.texthidden = 0
-    LEFT JOIN search_indexed i ON i.pageid = p.pageid
-    WHERE i.pageid IS NULL OR i.revid IS NOT r.revid OR i.title IS NOT p.title
-        OR i.text_sha1 IS NOT s.text_sha1
+    SELECT now.pageid, now.title, now.revid, now.text_sha1 FROM (
+        SELECT p.pageid, p.title, r.revid,
+            (SELECT s.text_sha1 FROM slots s WHERE s.revid = r.revid AND s.role = 'main'
+             AND s.texthidden = 0 AND r.texthidden = 0) AS text_sha1
+        FROM pages p
+        LEFT JOIN revisions r ON r.revid = (
+            SELECT r2.revid FROM revision_data r2 WHERE r2.pageid = p.pageid
+            ORDER BY r2.timestamp DESC, r2.revid DESC LIMIT 1)
+    ) now
+    LEFT JOIN search_indexed i ON i.pageid = now.pageid
+    WHERE i.pageid IS NULL OR i.revid IS NOT now.revid OR i.title IS NOT now.title
+        OR i.text_sha1 IS NOT now.text_sha1
 """
 
 

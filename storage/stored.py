@@ -18,9 +18,22 @@ REVISION_COLUMNS = (
     "r.userid", "r.comment", "r.minor", "r.size", "r.sha1", "r.tags", "r.texthidden",
     "r.userhidden", "r.commenthidden", "r.sha1hidden", "r.suppressed",
 )  # fmt: skip
+# The slots of a revision, read with it: the `slots` view's columns (storage/schema.sql)
+# for one `history` row of revision_data and the `sd` rows of slot_data SLOT_JOIN adds.
+# The view itself, as the right side of a LEFT JOIN, would be computed whole first.
+SLOT_JOIN = "LEFT JOIN slot_data sd ON sd.revid = history.revid"
+_TEXT_SHA1 = "(SELECT lower(hex(t.sha1)) FROM text_data t WHERE t.id = {})"
 SLOT_COLUMNS = (
-    "s.role", "s.content_model", "s.content_format", "s.size", "s.sha1", "s.text_sha1",
-    "s.texthidden", "s.missing",
+    "CASE WHEN history.kind IS NULL THEN sd.role ELSE 'main' END",
+    "(SELECT k.content_model FROM content_kinds k WHERE k.id = coalesce(history.kind, sd.kind))",
+    "(SELECT k.content_format FROM content_kinds k WHERE k.id = coalesce(history.kind, sd.kind))",
+    "CASE WHEN history.kind IS NULL THEN sd.size ELSE history.size END",
+    # a folded slot's sha1 is the revision's (the view has made '' its text's)
+    "CASE WHEN history.kind IS NOT NULL THEN r.sha1 WHEN sd.sha1 = '' THEN"
+    f" {_TEXT_SHA1.format('sd.text_id')} ELSE sd.sha1 END",
+    _TEXT_SHA1.format("coalesce(history.text_id, sd.text_id)"),
+    "CASE WHEN history.kind IS NULL THEN sd.texthidden ELSE history.texthidden END",
+    "coalesce(sd.missing, 0)",
 )  # fmt: skip
 
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from .errors import StorageError
 from .files import check_file_bytes, count_file_bytes
 from .mirror import Mirror
+from .slots import drop_text_references, fold, slot_text_id, unfold
 
 
 @dataclass(frozen=True)
@@ -54,8 +55,15 @@ class VerifyReport:
         return sorted(hit)
 
 
-_AFFECTED = """SELECT s.revid, s.role, r.pageid, p.title, s.text_id FROM slot_data s
+_AFFECTED = """SELECT s.revid, s.role, r.pageid, p.title, s.text_id FROM slots s
     JOIN revision_data r ON r.revid = s.revid LEFT JOIN pages p ON p.pageid = r.pageid"""
+
+
+# Texts whose count of the slots naming them (text_data.refs, kept by triggers) is
+# wrong: a text counted too low would be taken for garbage.
+_MISCOUNTED = """SELECT t.id, coalesce(c.n, 0) FROM text_data t LEFT JOIN
+    (SELECT text_id, count(*) AS n FROM slots WHERE text_id IS NOT NULL GROUP BY text_id) c
+    ON c.text_id = t.id WHERE t.refs IS NOT coalesce(c.n, 0)"""
 
 
 def count_texts(mirror: Mirror) -> int:
@@ -69,6 +77,10 @@ def verify(mirror: Mirror, progress: Callable[[int], None] | None = None) -> Ver
     conn = mirror.db.conn
     report.integrity = [str(row[0]) for row in conn.execute("PRAGMA integrity_check")
                         if row[0] != "ok"]
+    miscounted = conn.execute(_MISCOUNTED).fetchall()
+    if miscounted:
+        report.integrity.append(f"{len(miscounted):,} texts with a wrong count of the slots"
+                                f" that name them (text_data.refs), e.g. text {miscounted[0][0]}")
     # Pack by pack, in order: each pack is decompressed once, whatever its texts.
     rows = conn.execute("SELECT id, pack FROM text_data ORDER BY pack, position").fetchall()
     for text_id, pack in rows:
@@ -108,14 +120,10 @@ def restore(mirror: Mirror, report: VerifyReport,
                 _delete_texts(conn, dropped)
             else:
                 dropped = mirror.texts.rebuild_pack(pack, _recovered(mirror, pack, by_sha1))
-            for chunk in _chunks(dropped):
-                conn.execute(f"UPDATE slot_data SET text_id = NULL WHERE text_id IN"
-                             f" ({', '.join('?' * len(chunk))})", chunk)
+            drop_text_references(conn, dropped)
         # every slot the report names that has no text now: from what was fetched
         for slot in report.damaged + report.unstored:
-            row = conn.execute("SELECT text_id FROM slot_data WHERE revid = ? AND role = ?",
-                               (slot.revid, slot.role)).fetchone()
-            if row is not None and row[0] is not None:
+            if slot_text_id(conn, slot.revid, slot.role) is not None:
                 restored += 1
                 continue
             data = fetched.get((slot.revid, slot.role))
@@ -123,9 +131,13 @@ def restore(mirror: Mirror, report: VerifyReport,
                 lost += 1
                 continue
             stored = mirror.texts.add_bytes(data, slot.pageid, slot.role)  # or the same one
+            unfold(conn, [slot.revid])
             conn.execute("UPDATE slot_data SET text_id = ? WHERE revid = ? AND role = ?",
                          (stored.id, slot.revid, slot.role))
+            fold(conn, [slot.revid])
             restored += 1
+        conn.executemany("UPDATE text_data SET refs = ? WHERE id = ?",
+                         [(n, text_id) for text_id, n in conn.execute(_MISCOUNTED).fetchall()])
     return restored, lost
 
 

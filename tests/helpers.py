@@ -214,6 +214,13 @@ def assert_consistent(mirror: Mirror) -> None:
     dangling = rows(mirror, "SELECT text_sha1 FROM slots WHERE text_sha1 IS NOT NULL"
                             " AND text_sha1 NOT IN (SELECT sha1 FROM texts)")  # fmt: skip
     assert dangling == []
+    # each text's count of the slots naming it (kept by triggers) is exact
+    miscounted = rows(mirror, "SELECT t.id, t.refs, (SELECT count(*) FROM slots s"
+                              " WHERE s.text_id = t.id) AS n FROM text_data t WHERE t.refs != n")
+    assert miscounted == []
+    # a revision's main slot is in its own row or in slot_data, never both
+    assert rows(mirror, "SELECT revid FROM revision_data r WHERE kind IS NOT NULL"
+                        " AND EXISTS (SELECT 1 FROM slot_data s WHERE s.revid = r.revid)") == []
 
 
 def check_store(directory: Path) -> int:

@@ -335,3 +335,35 @@ def test_failed_reconcile_changes_nothing(mirror: Mirror, monkeypatch: pytest.Mo
     with pytest.raises(RuntimeError):
         changes.reconcile_page(mirror, page(title="New"), [meta(revs[0]), hidden(revs[1])])
     assert snapshot(mirror) == before and not mirror.db.conn.in_transaction
+
+
+def test_slots_fold_into_their_revision_and_out_again_as_the_wiki_changes(
+    mirror: Mirror,
+) -> None:
+    one = rev(1, "only the main slot")
+    extra = SlotRecord(role="extra", content_model="json", size=2, sha1=text_sha1("{}"),
+                       text="{}")
+    two = rev(2, "main and extra", parentid=1)
+    two.slots.append(extra)
+    two.size = (two.size or 0) + 2
+    store(mirror, [one, two])
+    folded = "SELECT revid FROM revision_data WHERE kind IS NOT NULL ORDER BY revid"
+    in_slot_rows = "SELECT DISTINCT revid FROM slot_data ORDER BY revid"
+    assert rows(mirror, folded) == [(1,)] and rows(mirror, in_slot_rows) == [(2,)]
+    assert_consistent(mirror)
+
+    # the extra slot is gone on the wiki: the revision folds, its text is purged
+    main_only = meta(rev(2, "main and extra", parentid=1))
+    result = changes.reconcile_page(mirror, page(), [meta(one), main_only])
+    assert result.missing == set() and result.purged_texts == 1
+    assert rows(mirror, folded) == [(1,), (2,)] and rows(mirror, in_slot_rows) == []
+    assert mirror.revision_text(2, "extra") is None
+    assert mirror.revision_text(2) == "main and extra"
+    assert_consistent(mirror)
+
+    # a folded revision's text hidden: purged, the revision still says it had one
+    changes.reconcile_page(mirror, page(), [hidden(one), main_only])
+    assert mirror.revision_text(1) is None and not texts_hold(mirror, "only the main slot")
+    [(texthidden, role)] = rows(mirror, "SELECT texthidden, role FROM slots WHERE revid = 1")
+    assert (texthidden, role) == (1, "main")
+    assert_consistent(mirror)

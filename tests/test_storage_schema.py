@@ -16,6 +16,7 @@ from storage import dumpimport
 from storage.export_jsonl import write_jsonl
 from storage.migrations import MIGRATIONS
 from storage.mirror import DB_NAME, Mirror
+from storage.verify import verify
 from tests.helpers import make_mirror_at
 
 
@@ -112,6 +113,11 @@ def as_mirror_before_packs(source: Path, target: Path) -> None:
                     " strftime('%Y-%m-%dT%H:%M:%SZ', timestamp, 'unixepoch'), actor, comment,"
                     " minor, size, sha1, tags, texthidden, userhidden, commenthidden,"
                     " sha1hidden, suppressed FROM source.revision_data")
+            elif table == "slot_data":  # main slots were never folded into their revision
+                conn.execute(
+                    "INSERT INTO slot_data SELECT * FROM source.slot_data UNION ALL"
+                    " SELECT revid, 'main', kind, size, sha1, text_id, texthidden, 0"
+                    " FROM source.revision_data WHERE kind IS NOT NULL")
             else:
                 conn.execute(f"INSERT INTO {table} SELECT * FROM source.{table}")
         previous: tuple[int, bytes, int, int] | None = None  # id, bytes, pack, depth
@@ -149,4 +155,52 @@ def test_a_mirror_of_the_store_before_packs_exports_the_same_after_its_upgrade(
     with Mirror.open(tmp_path / "before", create=False) as m:
         assert m.db.execute("SELECT count(*) FROM text_packs").fetchone()[0] > 100
         assert m.db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    assert structure(tmp_path / "before" / DB_NAME) == structure(tmp_path / "now" / DB_NAME)
+
+
+# -- a mirror from before main slots were folded into their revisions ----------------------
+
+_BEFORE_FOLDING = len(MIGRATIONS) - 1
+
+
+def as_mirror_before_folding(source: Path, target: Path) -> None:
+    """``source``'s rows in a mirror of the schema before FOLDED_SLOTS: every slot a row
+    of slot_data, texts without counts."""
+    make_mirror_at(target, _BEFORE_FOLDING)
+    conn = sqlite3.connect(target / DB_NAME)
+    conn.execute("ATTACH ? AS source", (str(source / DB_NAME),))
+    tables = [row[0] for row in conn.execute(
+        "SELECT name FROM sqlite_schema WHERE type = 'table' AND sql NOT LIKE 'CREATE VIRTUAL%'"
+        " AND name NOT LIKE 'search_index%' AND name != '_migrations'")]
+    with conn:
+        for table in tables:
+            columns = ", ".join(row[1] for row in conn.execute(f"PRAGMA table_info({table})"))
+            conn.execute(f"INSERT INTO {table} ({columns}) SELECT {columns} FROM source.{table}")
+        conn.execute("INSERT INTO slot_data SELECT revid, 'main', kind, size, sha1, text_id,"
+                     " texthidden, 0 FROM source.revision_data WHERE kind IS NOT NULL")
+    conn.close()
+
+
+def test_a_mirror_before_folded_slots_is_upgraded_in_place_and_exports_the_same(
+    tmp_path: Path,
+) -> None:
+    dump = tmp_path / "fixture.xml"
+    stats = fixture_xml.generate_fixture_xml(dump, scale=1)
+    with Mirror.open(tmp_path / "now", create=True) as m:
+        dumpimport.import_dump(m, dump, parallel=False)
+    as_mirror_before_folding(tmp_path / "now", tmp_path / "before")
+    with sqlite3.connect(tmp_path / "before" / DB_NAME) as conn:
+        slots_before, texts_named = conn.execute(
+            "SELECT count(*), count(text_id) FROM slot_data").fetchone()
+    assert slots_before > stats.revisions  # one each, and two for the two-slot page's
+    expected = jsonl(tmp_path / "now")
+    assert jsonl(tmp_path / "before") == expected  # upgraded on opening, revision by revision
+    with Mirror.open(tmp_path / "before", create=False) as m:
+        db = m.db.conn
+        folded, = db.execute("SELECT count(*) FROM revision_data WHERE kind IS NOT NULL").fetchone()
+        multi = db.execute("SELECT DISTINCT revid FROM slot_data").fetchall()
+        assert folded + len(multi) == stats.revisions
+        assert 0 < len(multi) < 10  # the two-slot page's revisions, no more
+        assert verify(m).ok  # every text's count of the slots naming it is right
+        assert db.execute("SELECT sum(refs) FROM text_data").fetchone()[0] == texts_named
     assert structure(tmp_path / "before" / DB_NAME) == structure(tmp_path / "now" / DB_NAME)

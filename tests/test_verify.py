@@ -34,12 +34,14 @@ def damage(mirror: Path) -> tuple[set[str], int]:
             data[middle + 64:]
         db.execute("UPDATE text_packs SET data = ? WHERE id = ?", (broken, pack))
         titles = {row[0] for row in db.execute(
-            "SELECT DISTINCT p.title FROM text_data t JOIN slot_data s ON s.text_id = t.id"
+            "SELECT DISTINCT p.title FROM text_data t JOIN slots s ON s.text_id = t.id"
             " JOIN revision_data r ON r.revid = s.revid JOIN pages p ON p.pageid = r.pageid"
             " WHERE t.pack = ?", (pack,))}
         (revid,) = db.execute(
-            "SELECT s.revid FROM slot_data s JOIN text_data t ON t.id = s.text_id"
+            "SELECT s.revid FROM slots s JOIN text_data t ON t.id = s.text_id"
             " WHERE t.pack != ? AND s.role = 'main' LIMIT 1", (pack,)).fetchone()
+        # the main slot is folded into the revision's row, or a row of its own
+        db.execute("UPDATE revision_data SET text_id = NULL WHERE revid = ?", (revid,))
         db.execute("UPDATE slot_data SET text_id = NULL WHERE revid = ? AND role = 'main'",
                    (revid,))
     db.close()
