@@ -43,11 +43,6 @@ _UPDATE_REVISION = """
 # The main slot's stored text (hex sha1), if any.
 _MAIN_TEXT = "SELECT text_sha1 FROM slots WHERE revid = ? AND role = 'main'"
 
-_UPSERT_USER = """
-    INSERT INTO users (name, userid) VALUES (?, ?)
-    ON CONFLICT (name) DO UPDATE SET userid = coalesce(excluded.userid, users.userid)
-"""
-
 # Host parameters per IN (...) list: well below SQLite's limit.
 _CHUNK = 500
 
@@ -271,8 +266,6 @@ def _update_revision(conn: sqlite3.Connection, revid: int, old: _MetaRow, new: _
     row = (*new[:2], timestamp_column(new[2]), actor, *new[5:8], sha1, _tags_column(new[9]),
            *new[10:])
     conn.execute(_UPDATE_REVISION, (*row, revid))
-    if user is not None:
-        conn.execute(_UPSERT_USER, (user, userid))
     return True
 
 
@@ -394,17 +387,11 @@ def delete_page(mirror: Mirror, pageid: int, tombstone: dict[str, Any]) -> int:
 
 
 def rename_user(mirror: Mirror, old: str, new: str) -> int:
-    """A user was renamed: attribution follows; returns the rows changed (revisions + users)."""
+    """A user was renamed: attribution follows; returns the revisions attributed anew."""
     if old == new:
         return 0
     with mirror.transaction() as conn:
-        changed = _rename_actors(conn, old, new)
-        row = conn.execute("SELECT userid FROM users WHERE name = ?", (old,)).fetchone()
-        if row is not None:
-            conn.execute("DELETE FROM users WHERE name = ?", (old,))
-            conn.execute(_UPSERT_USER, (new, row[0]))
-            changed += 1
-    return int(changed)
+        return _rename_actors(conn, old, new)
 
 
 def _rename_actors(conn: sqlite3.Connection, old: str, new: str) -> int:

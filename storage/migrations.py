@@ -847,6 +847,19 @@ def _fold_slots(db: sqlite_utils.Database) -> None:
     executescript(db, _COUNT_TEXT_REFERENCES)
 
 
+# -- users as a view -------------------------------------------------------------------
+#
+# The users table repeated every author's name of actors, with its own index.
+
+USERS_VIEW = "users: a view of actors"
+
+
+def _users_view(db: sqlite_utils.Database) -> None:
+    db.execute("DROP TABLE users")
+    db.execute("CREATE VIEW users AS SELECT name, max(userid) AS userid FROM actors"
+               " GROUP BY name")
+
+
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("catalogue", _create_catalogue),
     ("revisions", _create_revisions),
@@ -862,6 +875,7 @@ MIGRATIONS: list[tuple[str, Migration]] = [
     (PAGE_REFERENCE, _reference_pages),
     (FILE_TABLES, _create_file_tables),
     (FOLDED_SLOTS, _fold_slots),
+    (USERS_VIEW, _users_view),
 ]
 
 

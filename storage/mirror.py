@@ -72,11 +72,6 @@ _INSERT_SLOT = """
     VALUES (?, ?, ?, ?, ?, ?, ?, ?)
 """
 
-_UPSERT_USER = """
-    INSERT INTO users (name, userid) VALUES (?, ?)
-    ON CONFLICT (name) DO UPDATE SET userid = coalesce(excluded.userid, users.userid)
-"""
-
 # items accumulates across calls; state and done are replaced.
 _UPDATE_CHECKPOINT = """
     INSERT INTO checkpoints (name, state, done, items, updated) VALUES (?, ?, ?, ?, ?)
@@ -586,7 +581,7 @@ class _BatchWriter:
         self.texts = texts
         self.stored = _stored_revids(conn, [rev.revid for rev in revisions])
         names = sorted({rev.user for rev in revisions if rev.user and not rev.userhidden})
-        self.actors, self.users = _known_authors(conn, names)
+        self.actors = _known_actors(conn, names)
         self.kinds: dict[tuple[str | None, str | None], int] = {}
 
     def write(self, revisions: list[RevisionRecord]) -> int:
@@ -661,23 +656,16 @@ class _BatchWriter:
         return kind
 
     def actor(self, name: str, userid: int | None) -> int:
-        """The author's id, added if new; its ``users`` row is brought up to date too."""
+        """The author's id, added if new."""
         found = self.actors.get((name, userid))
         if found is None:
             found = self.actors[name, userid] = actor_id(self.conn, name, userid)
-        if name not in self.users or (userid is not None and self.users[name] != userid):
-            # What _UPSERT_USER makes of the row
-            self.conn.execute(_UPSERT_USER, (name, userid))
-            self.users[name] = userid if userid is not None else self.users.get(name)
         return found
 
 
-def _known_authors(
-    conn: sqlite3.Connection, names: list[str]
-) -> tuple[dict[tuple[str, int | None], int], dict[str, int | None]]:
-    """The ``actors`` ids and ``users`` rows of these names, as actor_id() finds them."""
+def _known_actors(conn: sqlite3.Connection, names: list[str]) -> dict[tuple[str, int | None], int]:
+    """The ``actors`` ids of these names, as actor_id() finds them."""
     actors: dict[tuple[str, int | None], int] = {}
-    users: dict[str, int | None] = {}
     for i in range(0, len(names), 500):  # host parameters per statement
         chunk = names[i : i + 500]
         marks = ", ".join("?" * len(chunk))
@@ -685,8 +673,7 @@ def _known_authors(
             f"SELECT id, name, userid FROM actors WHERE name IN ({marks}) ORDER BY id", chunk
         ):
             actors.setdefault((name, userid), actor)  # the first, like actor_id()
-        users.update(conn.execute(f"SELECT name, userid FROM users WHERE name IN ({marks})", chunk))
-    return actors, users
+    return actors
 
 
 def _stored_revids(conn: sqlite3.Connection, revids: list[int]) -> set[int]:

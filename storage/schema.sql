@@ -37,13 +37,15 @@ CREATE TABLE pages (
 CREATE INDEX idx_pages_ns_title ON pages (ns, title);
 -- A walk over a namespace in pageid order ("next page after N in ns").
 CREATE INDEX idx_pages_ns_pageid ON pages (ns, pageid);
-CREATE TABLE users (name TEXT PRIMARY KEY, userid INTEGER);
 
 -- -- revisions, slots and texts ----------------------------------------------------------
 
 -- Each (name, user id) an edit was attributed to.
 CREATE TABLE actors (id INTEGER PRIMARY KEY, name TEXT NOT NULL, userid INTEGER);
 CREATE INDEX idx_actors_name ON actors (name, userid);
+-- Every author seen (not hidden), with the user id the wiki gave (the highest, if
+-- a name had several): a view of actors, which hold each name once or more.
+CREATE VIEW users AS SELECT name, max(userid) AS userid FROM actors GROUP BY name;
 CREATE TABLE content_kinds (id INTEGER PRIMARY KEY, content_model TEXT, content_format TEXT);
 
 -- sha1 columns of revision_data and slot_data: '' means "the SHA-1 of the stored

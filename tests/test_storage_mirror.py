@@ -77,7 +77,7 @@ def test_schema_is_recorded_and_reopening_keeps_data(tmp_path: Path) -> None:
         assert [name for _, name in rows] == [name for name, _ in MIGRATIONS]
         tables = set(m.db.table_names())
         assert {"meta", "siteinfo", "namespaces", "namespace_aliases", "pages"} <= tables
-        assert {"revision_data", "slot_data", "text_data", "users", "checkpoints", "runs"} <= tables
+        assert {"revision_data", "slot_data", "text_data", "checkpoints", "runs"} <= tables
         # The readable tables of the first schema are views of the compact ones.
         assert {"revisions", "slots", "texts"} <= set(m.db.view_names())
         assert {"latest_revisions", "user_edits"} <= set(m.db.view_names())

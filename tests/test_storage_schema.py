@@ -14,7 +14,7 @@ import zstandard
 
 from storage import dumpimport
 from storage.export_jsonl import write_jsonl
-from storage.migrations import MIGRATIONS
+from storage.migrations import FOLDED_SLOTS, MIGRATIONS
 from storage.mirror import DB_NAME, Mirror
 from storage.verify import verify
 from tests.helpers import make_mirror_at
@@ -91,7 +91,7 @@ def _bare_frame(data: bytes, base: bytes | None) -> bytes:
 
 
 _BEFORE_PACKS = 7  # the schema of the store that kept one frame per text
-_COPIED = ("meta", "siteinfo", "namespaces", "namespace_aliases", "pages", "users", "actors",
+_COPIED = ("meta", "siteinfo", "namespaces", "namespace_aliases", "pages", "actors",
            "content_kinds", "revision_data", "slot_data", "checkpoints", "runs")
 
 
@@ -160,7 +160,7 @@ def test_a_mirror_of_the_store_before_packs_exports_the_same_after_its_upgrade(
 
 # -- a mirror from before main slots were folded into their revisions ----------------------
 
-_BEFORE_FOLDING = len(MIGRATIONS) - 1
+_BEFORE_FOLDING = [name for name, _ in MIGRATIONS].index(FOLDED_SLOTS)
 
 
 def as_mirror_before_folding(source: Path, target: Path) -> None:
