@@ -21,7 +21,14 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from .mirror import Mirror, actor_id, content_kind_id, sha1_column, timestamp_column
+from .mirror import (
+    UPDATE_REVISION,
+    Mirror,
+    actor_id,
+    content_kind_id,
+    revision_data_row,
+    sha1_column,
+)
 from .records import PageRecord, RevisionRecord, SlotRecord
 from .schema import utc_now
 from .slots import fold, unfold
@@ -31,14 +38,6 @@ _META_COLUMNS = (
     " texthidden, userhidden, commenthidden, sha1hidden, suppressed"
 )
 
-# The readable `revisions` and `slots` are views: changes go to the compact
-# tables under them (storage/schema.py), in the same encoding as write_batch().
-_UPDATE_REVISION = """
-    UPDATE revision_data SET pageid = ?, parentid = ?, timestamp = ?, actor = ?,
-        comment = ?, minor = ?, size = ?, sha1 = ?, tags = ?, texthidden = ?, userhidden = ?,
-        commenthidden = ?, sha1hidden = ?, suppressed = ?
-    WHERE revid = ?
-"""
 
 # The main slot's stored text (hex sha1), if any.
 _MAIN_TEXT = "SELECT text_sha1 FROM slots WHERE revid = ? AND role = 'main'"
@@ -199,7 +198,7 @@ def reconcile_page(
                 unfold(conn, [revid])  # a folded slot takes the row's size, sha1, flag
                 touched.append(revid)
             slots_changed, needs_text, unused = _reconcile_slots(conn, rev, slots.get(revid, []))
-            meta_changed = _update_revision(conn, revid, old, meta)
+            meta_changed = _update_revision(conn, rev, old, meta)
             touched += [revid] if slots_changed else []
             result.updated += meta_changed or slots_changed
             freed.extend(unused)
@@ -245,11 +244,14 @@ def _meta_row(rev: RevisionRecord) -> _MetaRow:
     )  # fmt: skip
 
 
-def _update_revision(conn: sqlite3.Connection, revid: int, old: _MetaRow, new: _MetaRow) -> bool:
-    """Write a stored revision's metadata if it changed; True if it did.
+def _update_revision(conn: sqlite3.Connection, rev: RevisionRecord, old: _MetaRow,
+                     new: _MetaRow) -> bool:
+    """Write a stored revision's metadata if it changed (``new``, _meta_row() of ``rev``,
+    against ``old`` as stored); True if it did.
 
     A change of pageid alone (re-homing) is counted by the caller, not here.
     """
+    revid = rev.revid
     main = conn.execute(_MAIN_TEXT, (revid,)).fetchone()
     sha1 = sha1_column(new[8], None if main is None else main[0])
     if old[1:] == new[1:]:
@@ -263,14 +265,8 @@ def _update_revision(conn: sqlite3.Connection, revid: int, old: _MetaRow, new: _
         return False
     user, userid = new[3], new[4]
     actor = None if user is None else actor_id(conn, user, userid)
-    row = (*new[:2], timestamp_column(new[2]), actor, *new[5:8], sha1, _tags_column(new[9]),
-           *new[10:])
-    conn.execute(_UPDATE_REVISION, (*row, revid))
+    conn.execute(UPDATE_REVISION, (*revision_data_row(rev, actor, sha1), revid))
     return True
-
-
-def _tags_column(tags: str) -> str | None:
-    return None if tags == "[]" else tags
 
 
 def _reconcile_slots(

@@ -50,22 +50,21 @@ _UPSERT_PAGE = """
         touched = coalesce(excluded.touched, pages.touched)
 """
 
-# Into the compact tables (storage/schema.py): the readable `revisions` and
-# `slots` are views of these.
-_UPSERT_REVISION = """
-    INSERT INTO revision_data (revid, pageid, parentid, timestamp, actor, comment, minor,
-        size, sha1, tags, texthidden, userhidden, commenthidden, sha1hidden, suppressed,
-        kind, text_id)
-    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-    ON CONFLICT (revid) DO UPDATE SET
-        pageid = excluded.pageid, parentid = excluded.parentid,
-        timestamp = excluded.timestamp, actor = excluded.actor,
-        comment = excluded.comment, minor = excluded.minor, size = excluded.size,
-        sha1 = excluded.sha1, tags = excluded.tags, texthidden = excluded.texthidden,
-        userhidden = excluded.userhidden, commenthidden = excluded.commenthidden,
-        sha1hidden = excluded.sha1hidden, suppressed = excluded.suppressed,
-        kind = excluded.kind, text_id = excluded.text_id
-"""
+# revision_data's columns as every writer fills them (write_batch, and a sync's
+# changes in storage/changes.py), in the order of revision_data_row(); kind and
+# text_id, a folded main slot (storage/slots.py), only write_batch sets.
+_REVISION_DATA = (
+    "pageid", "parentid", "timestamp", "actor", "comment", "minor", "size", "sha1", "tags",
+    "texthidden", "userhidden", "commenthidden", "sha1hidden", "suppressed",
+)  # fmt: skip
+_FOLDED_SLOT = ("kind", "text_id")
+_UPSERT_REVISION = (
+    f"INSERT INTO revision_data (revid, {', '.join(_REVISION_DATA + _FOLDED_SLOT)})"
+    f" VALUES ({', '.join('?' * (1 + len(_REVISION_DATA + _FOLDED_SLOT)))})"
+    " ON CONFLICT (revid) DO UPDATE SET "
+    + ", ".join(f"{column} = excluded.{column}" for column in _REVISION_DATA + _FOLDED_SLOT))
+UPDATE_REVISION = (f"UPDATE revision_data SET {', '.join(f'{c} = ?' for c in _REVISION_DATA)}"
+                   " WHERE revid = ?")
 
 _INSERT_SLOT = """
     INSERT INTO slot_data (revid, role, kind, size, sha1, text_id, texthidden, missing)
@@ -614,28 +613,10 @@ class _BatchWriter:
                     rev.revid, slot.role, kind, slot.size, sha1_column(slot.sha1, text_sha1),
                     text_id, int(slot.texthidden or rev.texthidden), int(slot.missing)))
         user = None if rev.userhidden else rev.user
-        conn.execute(
-            _UPSERT_REVISION,
-            (
-                rev.revid,
-                rev.pageid,
-                rev.parentid,
-                timestamp_column(rev.timestamp),
-                None if user is None else self.actor(user, rev.userid),
-                rev.comment,
-                int(rev.minor),
-                rev.size,
-                sha1,
-                _tags_column(rev.tags),
-                int(rev.texthidden),
-                int(rev.userhidden),
-                int(rev.commenthidden),
-                int(rev.sha1hidden),
-                int(rev.suppressed),
-                kind if folded else None,
-                text_id if folded else None,
-            ),
-        )
+        actor = None if user is None else self.actor(user, rev.userid)
+        conn.execute(_UPSERT_REVISION, (
+            rev.revid, *revision_data_row(rev, actor, sha1),
+            kind if folded else None, text_id if folded else None))
         self.stored.add(rev.revid)
         return 0 if known else 1
 
@@ -766,6 +747,17 @@ def sha1_column(given: str | None, stored: str | None) -> str | None:
     if given is not None and stored is not None and given == stored:
         return ""
     return given
+
+
+def revision_data_row(rev: RevisionRecord, actor: int | None, sha1: str | None) -> tuple[Any, ...]:
+    """A revision's metadata as revision_data keeps it, in _REVISION_DATA's order: ``actor``
+    its author's id, ``sha1`` as sha1_column() makes it; a hidden comment is NULL."""
+    return (
+        rev.pageid, rev.parentid, timestamp_column(rev.timestamp), actor,
+        None if rev.commenthidden else rev.comment, int(rev.minor), rev.size, sha1,
+        _tags_column(rev.tags), int(rev.texthidden), int(rev.userhidden),
+        int(rev.commenthidden), int(rev.sha1hidden), int(rev.suppressed),
+    )  # fmt: skip
 
 
 def _tags_column(tags: list[str]) -> str | None:
