@@ -266,15 +266,21 @@ class Mirror:
             raise
 
     def tighten_packs(self, pages_per_transaction: int = 200) -> int:
-        """Pack each page's texts tight after a crawl or an import (textstore.tighten);
-        returns how many page+slots were. A transaction every few pages, so an
+        """Pack each page's texts tight after a crawl or an import (textstore.tighten),
+        then the small packs of several pages together (textstore.share); returns how
+        many page+slots were tightened. A transaction every few pages, so an
         interruption keeps what is done; running it again finishes it."""
         loose = self.texts.pages_with_open_packs()
         for start in range(0, len(loose), pages_per_transaction):
             with self.transaction():
                 for pageid, role in loose[start : start + pages_per_transaction]:
                     self.texts.tighten(pageid, role)
-        if loose:
+        groups = self.texts.sharable_packs()  # then small pages' packs shared
+        for start in range(0, len(groups), 10):
+            with self.transaction():
+                for role, pack_ids in groups[start : start + 10]:
+                    self.texts.share(role, pack_ids)
+        if loose or groups:
             self.give_back_space()
         return len(loose)
 

@@ -37,6 +37,12 @@ PACK_BYTES = 16 * 1024 * 1024
 # Decompressed texts and packs kept in memory, by total size.
 CACHE_BYTES = 8 * 1024 * 1024
 PACK_CACHE_BYTES = 32 * 1024 * 1024
+# Once a crawl or an import is done, the packs of pages with few texts are put
+# together, by role and page, in shared packs of no page (pageid NULL) of up to
+# SHARED_PACK_BYTES: zstd then finds what the pages have in common, and a small pack
+# no longer leaves most of a database page empty (docs/benchmarks.md). A page's pack
+# is shared while smaller than a quarter of that; a read decompresses one pack.
+SHARED_PACK_BYTES = 1024 * 1024
 # zstd level of packs still growing (docs/benchmarks.md): a crawl that walks by
 # time compresses a page's newest pack again for every batch that adds to it.
 QUICK_LEVEL = 3
@@ -104,7 +110,7 @@ class TextStore:
 
     def __init__(self, conn: sqlite3.Connection, *, cache_bytes: int = CACHE_BYTES,
                  pack_texts: int = PACK_TEXTS, pack_bytes: int = PACK_BYTES,
-                 level: int = packs.LEVEL) -> None:
+                 level: int = packs.LEVEL, shared_bytes: int = SHARED_PACK_BYTES) -> None:
         # The tuning knobs are parameters only so that tests and the benchmark
         # can try other values; a mirror can hold packs written with any of them.
         self._conn = conn
@@ -115,6 +121,7 @@ class TextStore:
         self.pack_texts = pack_texts
         self.pack_bytes = pack_bytes
         self.level = level
+        self.shared_bytes = shared_bytes
         self._pending: dict[tuple[int | None, str], list[_Pending]] = defaultdict(list)
         self._pending_ids: dict[int, bytes] = {}
 
@@ -187,7 +194,8 @@ class TextStore:
     def pages_with_open_packs(self) -> list[tuple[int | None, str]]:
         """The page+slots with a pack that is not full: tighten() is for them."""
         return [(row[0], row[1]) for row in self._conn.execute(
-            "SELECT DISTINCT pageid, role FROM text_packs WHERE records < ? AND size < ?",
+            "SELECT DISTINCT pageid, role FROM text_packs WHERE pageid IS NOT NULL"
+            " AND records < ? AND size < ?",
             (self.pack_texts, self.pack_bytes))]
 
     def tighten(self, pageid: int | None, role: str) -> None:
@@ -210,6 +218,39 @@ class TextStore:
             pack_id, count, _ = loose[0]
             payload, _ = self._payload(pack_id)
             self._write_pack(pack_id, packs.PackWriter(payload, count), [])
+
+    def sharable_packs(self) -> list[tuple[str, list[int]]]:
+        """The small packs of pages in groups, by role and page, each group a shared
+        pack to be (share()); groups of one are left out."""
+        groups: list[tuple[str, list[int]]] = []
+        size = records = 0
+        for pack_id, role, count, nbytes in self._conn.execute(
+                "SELECT id, role, records, size FROM text_packs WHERE pageid IS NOT NULL"
+                " AND size < ? ORDER BY role, pageid, id", (self.shared_bytes // 4,)):
+            if (not groups or groups[-1][0] != role or size + nbytes > self.shared_bytes
+                    or records + count > self.pack_texts):
+                groups.append((role, []))
+                size = records = 0
+            groups[-1][1].append(int(pack_id))
+            size += nbytes
+            records += count
+        return [group for group in groups if len(group[1]) >= 2]
+
+    def share(self, role: str, pack_ids: list[int]) -> None:
+        """Move the texts of these packs, in this order, to one new pack of no page
+        (inside a transaction). Their records stay as they are: each pack's first is a
+        whole text, so a read still applies no more than SNAPSHOT_EVERY - 1 deltas."""
+        payloads, ids = [], []
+        for pack_id in pack_ids:
+            payloads.append(self._payload(pack_id)[0])
+            ids += [int(row[0]) for row in self._conn.execute(
+                "SELECT id FROM text_data WHERE pack = ? ORDER BY position", (pack_id,))]
+        cursor = self._conn.execute("INSERT INTO text_packs (pageid, role, records, size, data)"
+                                    " VALUES (NULL, ?, 0, 0, x'')", (role,))
+        self._write_pack(int(cursor.lastrowid or 0),
+                         packs.PackWriter(b"".join(payloads), len(ids)), ids)
+        for pack_id in pack_ids:
+            self._drop_pack(pack_id)
 
     def _page_packs(self, pageid: int | None, role: str) -> list[tuple[int, int, int]]:
         """(id, records, size) of a page+slot's packs, oldest first."""

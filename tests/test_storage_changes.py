@@ -367,3 +367,28 @@ def test_slots_fold_into_their_revision_and_out_again_as_the_wiki_changes(
     [(texthidden, role)] = rows(mirror, "SELECT texthidden, role FROM slots WHERE revid = 1")
     assert (texthidden, role) == (1, "main")
     assert_consistent(mirror)
+
+
+def test_a_text_purged_from_a_pack_that_several_pages_share(mirror: Mirror) -> None:
+    secret = marker()
+    histories = {pageid: edited_history(3, seed=pageid) for pageid in range(1, 7)}
+    histories[3][1] += " " + secret
+    revs = {pageid: [rev(pageid * 10 + i, text, pageid=pageid) for i, text in enumerate(texts)]
+            for pageid, texts in histories.items()}
+    store(mirror, [r for page_revs in revs.values() for r in page_revs])
+    mirror.tighten_packs()
+    assert rows(mirror, "SELECT count(*), count(pageid) FROM text_packs") == [(1, 0)]
+    mirror.scrub_wal()
+    [(old_frame,)] = rows(mirror, "SELECT data FROM text_packs")
+    assert texts_hold(mirror, secret)
+    current = [meta(revs[3][0]), hidden(revs[3][1]), meta(revs[3][2])]
+    result = changes.reconcile_page(mirror, page(3), current)
+    assert (result.purged_texts, result.missing) == (1, set())
+    assert not texts_hold(mirror, secret)
+    assert old_pieces_left(mirror, old_frame) == []
+    assert_consistent(mirror)
+    mirror.texts.clear_caches()
+    for pageid, page_revs in revs.items():
+        expected = [None if (pageid, i) == (3, 1) else text
+                    for i, text in enumerate(histories[pageid])]
+        assert [mirror.revision_text(r.revid) for r in page_revs] == expected

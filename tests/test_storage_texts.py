@@ -16,8 +16,8 @@ from storage import packs
 from storage.errors import StorageError
 from storage.mirror import Mirror
 from storage.records import PageRecord, RevisionBatch, RevisionRecord, SlotRecord
-from storage.textstore import ByteLRU, TextStore, text_sha1
-from tests.helpers import edited_history
+from storage.textstore import SHARED_PACK_BYTES, ByteLRU, TextStore, text_sha1
+from tests.helpers import assert_consistent, edited_history
 
 
 def rev(revid: int, text: str | None, *, pageid: int = 1, role: str = "main") -> RevisionRecord:
@@ -245,7 +245,7 @@ def test_the_reader_in_the_schema_docs_reads_every_text(mirror: Mirror) -> None:
     assert [namespace["read_text"](db, i).decode() for i in ids] == [*history, ""]
 
 
-def test_packs_written_a_text_at_a_time_are_tightened_into_one(tmp_path: Path) -> None:
+def test_packs_written_a_text_at_a_time_are_tightened_then_shared(tmp_path: Path) -> None:
     histories = {pageid: edited_history(40, seed=pageid) for pageid in (1, 2, 3)}
     with Mirror.open(tmp_path / "m", create=True) as m:
         for i in range(40):  # one revision of each page per transaction, as a walk by time
@@ -255,7 +255,8 @@ def test_packs_written_a_text_at_a_time_are_tightened_into_one(tmp_path: Path) -
         assert before[0] > 3
         assert m.tighten_packs() == 3
         after = m.db.execute("SELECT count(*), sum(length(data)) FROM text_packs").fetchone()
-        assert after[0] == 3 and after[1] < before[1]
+        assert after[0] == 1 and after[1] < before[1]  # the three pages' texts in one pack
+        assert m.db.execute("SELECT pageid, records FROM text_packs").fetchone() == (None, 120)
         m.tighten_packs()  # again: nothing changes
         assert m.db.execute("SELECT count(*), sum(length(data)) FROM text_packs").fetchone() \
             == after
@@ -297,3 +298,32 @@ def test_tightening_gives_the_freed_pages_back(tmp_path: Path) -> None:
                       for pageid, texts in histories.items()])
         m.tighten_packs()
         assert m.db.execute("PRAGMA freelist_count").fetchone()[0] == 0
+
+
+def test_small_pages_share_packs_that_are_smaller_than_their_own(tmp_path: Path) -> None:
+    histories = {pageid: edited_history(5, seed=pageid, words=200) for pageid in range(1, 41)}
+    sizes = {}
+    for shared_bytes in (0, SHARED_PACK_BYTES):  # 0: no page's pack is small enough
+        with Mirror.open(tmp_path / f"m{shared_bytes}", create=True) as m:
+            m.texts = TextStore(m.db.conn, shared_bytes=shared_bytes)
+            store(m, [rev(pageid * 100 + i, texts[i], pageid=pageid)
+                      for pageid, texts in histories.items() for i in range(5)])
+            m.tighten_packs()
+            sizes[shared_bytes] = m.db.execute(
+                "SELECT sum(length(data)), count(*), count(*) - count(pageid), max(size)"
+                " FROM text_packs").fetchone()
+            assert_consistent(m)
+            for pageid, texts in histories.items():
+                assert [reread(m, pageid * 100 + i) for i in range(5)] == texts
+            if shared_bytes:
+                # a page whose texts are shared takes new ones in a pack of its own
+                store(m, [rev(150, "a sixth revision", pageid=1)])
+                assert m.db.execute("SELECT count(*) FROM text_packs WHERE pageid = 1"
+                                    ).fetchone() == (1,)
+                m.tighten_packs()
+                assert_consistent(m)
+                assert reread(m, 150) == "a sixth revision" and reread(m, 100) == histories[1][0]
+    own, shared = sizes[0], sizes[SHARED_PACK_BYTES]
+    assert own[1] == 40 and own[2] == 0  # a pack for each page
+    assert shared[1] == shared[2] == 1 and shared[3] <= SHARED_PACK_BYTES  # one for all
+    assert shared[0] < own[0] * 0.95  # what the pages have in common is stored once
