@@ -43,6 +43,7 @@ class VerifySummary:
     restored: int = 0
     lost: int = 0
     requests: int = 0
+    recounted: int = 0  # texts counted again (text_data.refs), by a repair
     after: checks.VerifyReport | None = None  # the check again, after a repair
     files: FilesSummary | None = None  # the files fetched again, after a repair
 
@@ -63,11 +64,15 @@ class VerifySummary:
             parts.append(f"{damaged:,} texts damaged ({len(report.damaged):,} slots)")
         if report.unstored:
             parts.append(f"{len(report.unstored):,} slots without their text")
+        if report.miscounted:
+            parts.append(f"{report.miscounted:,} texts with a wrong count of the slots that"
+                         " name them")
         if report.damaged_files:
             names = sorted({n for names in report.damaged_files.values() for n in names})
             parts.append(f"{len(report.damaged_files):,} files damaged or gone: "
                          f"{', '.join(names[:10])}{' ...' if len(names) > 10 else ''}")
-        if not (damaged or report.unstored or report.integrity or report.damaged_files):
+        if not (damaged or report.unstored or report.integrity or report.damaged_files
+                or report.miscounted):
             parts.append("every text reads back with its SHA-1"
                          + (", and every file" if report.files_checked else ""))
         line = "; ".join(parts)
@@ -78,13 +83,20 @@ class VerifySummary:
             line += f"\npages hit: {shown}{more}; revisions: {', '.join(map(str, revids[:20]))}"
             if len(revids) > 20:
                 line += f" and {len(revids) - 20:,} more"
+        fetched = damaged or report.unstored or report.damaged_files
+        if self.recounted:
+            line += f"\nrepair: {self.recounted:,} texts counted again"
         if self.repaired:
-            line += (f"\nrepair: {self.restored:,} slots have their text again, fetched in "
-                     f"{self.requests:,} requests; {self.lost:,} could not be had from the wiki")
+            if fetched:
+                line += (f"\nrepair: {self.restored:,} slots have their text again, fetched in "
+                         f"{self.requests:,} requests; {self.lost:,} could not be had from the"
+                         " wiki")
             if self.files is not None:
                 line += f"\nrepair: {self.files.describe()}"
         elif not report.ok:
-            line += "\nrun it again with --repair to fetch them from the wiki"
+            line += ("\nrun it again with --repair to count them again"
+                     if report.miscounted and not fetched else
+                     "\nrun it again with --repair to fetch them from the wiki")
         return line
 
     def as_json(self) -> dict[str, Any]:
@@ -95,6 +107,7 @@ class VerifySummary:
             "damaged": [vars(a) for a in report.damaged],
             "unstored": [vars(a) for a in report.unstored],
             "files_checked": report.files_checked, "damaged_files": report.damaged_files,
+            "miscounted": report.miscounted, "recounted": self.recounted,
             "pages": report.pages(), "repaired": self.repaired, "restored": self.restored,
             "lost": self.lost, "requests": self.requests, "seconds": round(self.seconds, 3),
         }
@@ -135,7 +148,11 @@ async def repair_mirror(
     with MirrorLock(directory, create=False), Mirror.open(directory, create=False) as mirror:
         summary = VerifySummary(_checked(mirror, settings))
         report = summary.report
+        if report.miscounted:  # nothing to fetch for these
+            summary.recounted = checks.recount_text_references(mirror)
         if not (report.damaged or report.unstored or report.damaged_files):
+            if summary.recounted:
+                summary.repaired, summary.after = True, checks.verify(mirror)
             summary.seconds = time.monotonic() - began
             return summary
         run_id = mirror.start_run("verify", {"repair": True})

@@ -44,10 +44,12 @@ class VerifyReport:
     unstored: list[Affected] = field(default_factory=list)
     files_checked: int = 0
     damaged_files: dict[str, list[str]] = field(default_factory=dict)  # sha1 -> file names
+    miscounted: int = 0  # texts whose count of the slots naming them is wrong
 
     @property
     def ok(self) -> bool:
-        return not (self.integrity or self.damaged_packs or self.unstored or self.damaged_files)
+        return not (self.integrity or self.damaged_packs or self.unstored or self.damaged_files
+                    or self.miscounted)
 
     def pages(self) -> list[str]:
         """The titles hit, for the summary."""
@@ -77,10 +79,7 @@ def verify(mirror: Mirror, progress: Callable[[int], None] | None = None) -> Ver
     conn = mirror.db.conn
     report.integrity = [str(row[0]) for row in conn.execute("PRAGMA integrity_check")
                         if row[0] != "ok"]
-    miscounted = conn.execute(_MISCOUNTED).fetchall()
-    if miscounted:
-        report.integrity.append(f"{len(miscounted):,} texts with a wrong count of the slots"
-                                f" that name them (text_data.refs), e.g. text {miscounted[0][0]}")
+    report.miscounted = len(conn.execute(_MISCOUNTED).fetchall())
     # Pack by pack, in order: each pack is decompressed once, whatever its texts.
     rows = conn.execute("SELECT id, pack FROM text_data ORDER BY pack, position").fetchall()
     for text_id, pack in rows:
@@ -136,9 +135,16 @@ def restore(mirror: Mirror, report: VerifyReport,
                          (stored.id, slot.revid, slot.role))
             fold(conn, [slot.revid])
             restored += 1
-        conn.executemany("UPDATE text_data SET refs = ? WHERE id = ?",
-                         [(n, text_id) for text_id, n in conn.execute(_MISCOUNTED).fetchall()])
     return restored, lost
+
+
+def recount_text_references(mirror: Mirror) -> int:
+    """Set every wrong count of the slots naming a text right; returns how many were."""
+    with mirror.transaction() as conn:
+        wrong = conn.execute(_MISCOUNTED).fetchall()
+        conn.executemany("UPDATE text_data SET refs = ? WHERE id = ?",
+                         [(n, text_id) for text_id, n in wrong])
+    return len(wrong)
 
 
 def _recovered(mirror: Mirror, pack: int, by_sha1: dict[str, bytes]) -> dict[int, bytes]:

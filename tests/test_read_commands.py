@@ -12,6 +12,7 @@ import pytest
 from harvester.cli import main
 from jobs import outcome, read
 from storage.errors import NotInMirrorError, TextHiddenError
+from storage.mirror import Mirror
 from tests.helpers import ROOT, assert_one_line_error, run_cli, settings_for
 from tests.read_mirror import MAIN_1, MAIN_2, MAIN_3, build
 
@@ -239,3 +240,20 @@ def test_a_reader_that_stops_early_ends_the_command_quietly(tmp_path: Path) -> N
             errors = process.stderr.read().decode()
             assert process.wait(timeout=60) == 0, errors
             assert errors == ""
+
+
+def test_verify_finds_a_wrong_count_of_slots_and_repair_sets_it_right(tmp_path: Path) -> None:
+    directory = build(tmp_path / "mirror")
+    with Mirror.open(directory, create=False) as m:
+        m.bind_wiki("example", "http://127.0.0.1:9/w/api.php")  # a closed port: no fetch
+        m.db.execute("UPDATE text_data SET refs = refs + 1"
+                     " WHERE id = (SELECT min(text_id) FROM slots)")
+    found = run_cli("verify", "--mirror", str(directory), "--quiet")
+    assert found.returncode == outcome.EXIT_MIRROR, found.stderr
+    said = found.stdout + found.stderr  # the summary goes where the log goes
+    assert "1 texts with a wrong count of the slots that name them" in said
+    assert "--repair to count them again" in said
+    repaired = run_cli("verify", "--mirror", str(directory), "--repair")
+    assert repaired.returncode == 0, repaired.stderr
+    assert "repair: 1 texts counted again" in repaired.stdout + repaired.stderr
+    assert run_cli("verify", "--mirror", str(directory), "--quiet").returncode == 0

@@ -15,6 +15,7 @@ from storage import changes, packs
 from storage.mirror import DB_NAME, Mirror
 from storage.records import PageRecord, RevisionBatch, RevisionRecord, SlotRecord
 from storage.textstore import TextStore, text_sha1
+from storage.verify import recount_text_references, verify
 from tests.helpers import assert_consistent, edited_history, rows
 
 
@@ -392,3 +393,16 @@ def test_a_text_purged_from_a_pack_that_several_pages_share(mirror: Mirror) -> N
         expected = [None if (pageid, i) == (3, 1) else text
                     for i, text in enumerate(histories[pageid])]
         assert [mirror.revision_text(r.revid) for r in page_revs] == expected
+
+
+def test_a_wrong_count_of_a_texts_slots_is_found_and_set_right(mirror: Mirror) -> None:
+    store(mirror, [rev(1, "first"), rev(2, "second", parentid=1), rev(3, "first", parentid=2)])
+    assert rows(mirror, "SELECT refs FROM texts ORDER BY id") == [(2,), (1,)]  # a revert
+    assert verify(mirror).ok
+    # counted too low, a text would be taken for garbage while revisions name it
+    mirror.db.execute("UPDATE text_data SET refs = 0 WHERE refs = 2")
+    report = verify(mirror)
+    assert report.miscounted == 1 and not report.ok
+    assert recount_text_references(mirror) == 1
+    assert verify(mirror).ok
+    assert rows(mirror, "SELECT refs FROM texts ORDER BY id") == [(2,), (1,)]
