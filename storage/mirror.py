@@ -615,7 +615,7 @@ class _BatchWriter:
                 sha1 = ""
             kind = self.kind(slot)
             if not folded:
-                self.conn.execute(_INSERT_SLOT, (
+                conn.execute(_INSERT_SLOT, (
                     rev.revid, slot.role, kind, slot.size, sha1_column(slot.sha1, text_sha1),
                     text_id, int(slot.texthidden or rev.texthidden), int(slot.missing)))
         user = None if rev.userhidden else rev.user

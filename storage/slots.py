@@ -13,7 +13,9 @@ again after, so that only the writer of new revisions needs to know the rule.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+
+from sqlite_utils.utils import chunks
 
 from .records import RevisionRecord
 
@@ -80,6 +82,5 @@ def drop_text_references(conn: sqlite3.Connection, text_ids: list[int]) -> None:
             conn.execute(f"UPDATE {table} SET text_id = NULL WHERE text_id IN ({marks})", chunk)
 
 
-def _chunks(items: Iterable[int]) -> list[list[int]]:
-    listed = list(items)
-    return [listed[i:i + _CHUNK] for i in range(0, len(listed), _CHUNK)]
+def _chunks(items: Iterable[int]) -> Iterator[list[int]]:
+    return (list(chunk) for chunk in chunks(items, _CHUNK))
